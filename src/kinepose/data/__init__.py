@@ -1,0 +1,1 @@
+"""Readers, writers, splits and generators of motion data. ``data`` never imports ``models``."""

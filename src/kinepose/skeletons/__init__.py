@@ -1,0 +1,40 @@
+"""Skeleton presets: data only. ``get_skeleton(name)`` builds one, ``list_skeletons()`` names them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from kinepose.errors import KineposeError
+from kinepose.skeleton import Skeleton
+from kinepose.skeletons.h36m import h36m17
+from kinepose.skeletons.hand import hand21
+from kinepose.skeletons.head import head
+from kinepose.skeletons.humanoid import humanoid
+
+_PRESETS: dict[str, Callable[[], Skeleton]] = {
+    "humanoid": humanoid,
+    "hand21": hand21,
+    "h36m17": h36m17,
+    "head": head,
+}
+_ALIASES = {"deepmimic": "humanoid", "hand": "hand21", "h36m": "h36m17"}
+
+__all__ = ["get_skeleton", "h36m17", "hand21", "head", "humanoid", "list_skeletons"]
+
+
+def list_skeletons() -> list[str]:
+    """Names accepted by :func:`get_skeleton` (aliases not included)."""
+    return list(_PRESETS)
+
+
+@cache
+def get_skeleton(name: str) -> Skeleton:
+    """The preset skeleton called ``name`` (``humanoid``/``deepmimic``, ``hand21``/``hand``,
+    ``h36m17``/``h36m``, ``head``)."""
+    key = _ALIASES.get(name, name)
+    if key not in _PRESETS:
+        raise KineposeError(
+            f"unknown skeleton {name!r}; available: {', '.join(_PRESETS)} (aliases: {', '.join(_ALIASES)})"
+        )
+    return _PRESETS[key]()
