@@ -128,7 +128,9 @@ def _shortest_arc(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     w = 1.0 + (u * v).sum(-1, keepdim=True)
     xyz = torch.linalg.cross(u, v, dim=-1)
     # Antiparallel: rotate by pi about any axis orthogonal to u.
-    helper = torch.where(u[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0], dtype=u.dtype), torch.tensor([0, 1.0, 0], dtype=u.dtype))
+    helper = torch.where(
+        u[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0], dtype=u.dtype), torch.tensor([0, 1.0, 0], dtype=u.dtype)
+    )
     ortho = torch.linalg.cross(u, helper, dim=-1)
     anti = w[:, 0] < 1e-9
     q = torch.where(anti[:, None], torch.cat([torch.zeros_like(w), ortho], -1), torch.cat([w, xyz], -1))

@@ -147,7 +147,7 @@ def retarget(skeleton: Skeleton, joints: torch.Tensor, eps: float = 1e-9) -> tor
     joints = as_tensor(joints, "joints")
     check_joints(joints, "joints", skeleton.num_joints, skeleton.name)
     lengths = skeleton.bone_lengths()
-    rest_dir = torch.as_tensor(skeleton.offsets, dtype=joints.dtype, device=joints.device)
+    rest_dir = skeleton.offsets_tensor(joints.dtype, joints.device)
     out = [joints[..., 0, :]]
     for j, p in enumerate(skeleton.parents):
         if p < 0:

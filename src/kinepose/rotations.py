@@ -106,7 +106,7 @@ def check_unit_quat(q: torch.Tensor, name: str, atol: float = 1e-3) -> None:
     """Raise ``KineposeError`` if any (..., 4) quaternion's norm differs from 1 by more than ``atol``."""
     check_last_dims(q, name, (4,), "w, x, y, z quaternions")
     dev = (q.norm(dim=-1) - 1).abs()
-    if dev.numel() and bool((dev > atol).any()) or not bool(torch.isfinite(dev).all()):
+    if (dev.numel() and bool((dev > atol).any())) or not bool(torch.isfinite(dev).all()):
         idx = tuple(torch.nonzero(~(dev <= atol))[0].tolist())
         norm = float(q.norm(dim=-1)[idx])
         raise KineposeError(
@@ -117,16 +117,21 @@ def check_unit_quat(q: torch.Tensor, name: str, atol: float = 1e-3) -> None:
 
 def quat_multiply(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Hamilton product ``a * b`` of (..., 4) w,x,y,z quaternions (apply ``b`` first, then ``a``)."""
+    check_last_dims(a, "a", (4,), "w, x, y, z quaternions")
+    check_last_dims(b, "b", (4,), "w, x, y, z quaternions")
     return quat_from_xyzw(roma.quat_product(quat_to_xyzw(a), quat_to_xyzw(b)))
 
 
 def quat_conjugate(q: torch.Tensor) -> torch.Tensor:
     """Conjugate (the inverse for unit quaternions) of (..., 4) w,x,y,z quaternions."""
+    check_last_dims(q, "q", (4,), "w, x, y, z quaternions")
     return torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
 
 
 def quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate (..., 3) vectors by (..., 4) unit w,x,y,z quaternions (broadcasting)."""
+    check_last_dims(q, "q", (4,), "w, x, y, z quaternions")
+    check_last_dims(v, "v", (3,), "vectors")
     shape = torch.broadcast_shapes(q.shape[:-1], v.shape[:-1])
     q, v = q.expand(*shape, 4), v.expand(*shape, 3)
     w, xyz = q[..., :1], q[..., 1:]
@@ -134,10 +139,18 @@ def quat_apply(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return v + w * t + torch.linalg.cross(xyz, t, dim=-1)
 
 
-def quat_about_axis(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
-    """Quaternion (w, x, y, z) of a rotation by ``angle`` (...,) radians about unit ``axis`` (..., 3)."""
+def quat_about_axis(axis: torch.Tensor, angle: torch.Tensor | float) -> torch.Tensor:
+    """Quaternion (w, x, y, z) of a rotation by ``angle`` (...,) radians about unit ``axis`` (..., 3).
+
+    The leading dimensions of ``angle`` and ``axis`` broadcast (e.g. one angle for many axes).
+    """
+    check_last_dims(axis, "axis", (3,), "unit rotation axes")
+    if not isinstance(angle, torch.Tensor):
+        angle = torch.tensor(angle, dtype=axis.dtype, device=axis.device)
     half = 0.5 * angle
-    return torch.cat([torch.cos(half)[..., None], torch.sin(half)[..., None] * axis], dim=-1)
+    xyz = torch.sin(half)[..., None] * axis  # (..., 3), broadcast leading dims
+    w = torch.cos(half)[..., None].expand(*xyz.shape[:-1], 1)  # (..., 1)
+    return torch.cat([w, xyz], dim=-1)
 
 
 def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
@@ -165,6 +178,8 @@ def quat_geodesic_distance(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
 
     Uses ``4 * atan2(|q1 - s q2|, |q1 + s q2|)`` with ``s = sign(<q1, q2>)``, accurate for tiny angles.
     """
+    check_last_dims(q1, "q1", (4,), "w, x, y, z quaternions")
+    check_last_dims(q2, "q2", (4,), "w, x, y, z quaternions")
     s = torch.where((q1 * q2).sum(-1, keepdim=True) < 0, -1.0, 1.0).to(q1.dtype)
     return 2.0 * 2.0 * torch.atan2((q1 - s * q2).norm(dim=-1), (q1 + s * q2).norm(dim=-1))
 
@@ -174,6 +189,8 @@ def quat_distance(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
 
     Its square is the sign-invariant quaternion MSE used as a training loss.
     """
+    check_last_dims(q1, "q1", (4,), "w, x, y, z quaternions")
+    check_last_dims(q2, "q2", (4,), "w, x, y, z quaternions")
     return torch.minimum((q1 - q2).norm(dim=-1), (q1 + q2).norm(dim=-1))
 
 
@@ -182,6 +199,8 @@ def quat_distance(q1: torch.Tensor, q2: torch.Tensor) -> torch.Tensor:
 
 def geodesic_distance(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
     """Rotation angle (radians, in [0, pi]) of ``R1^T R2`` for (..., 3, 3) rotation matrices."""
+    check_last_dims(R1, "R1", (3, 3), "rotation matrices")
+    check_last_dims(R2, "R2", (3, 3), "rotation matrices")
     return roma.rotmat_geodesic_distance(R1, R2)
 
 

@@ -28,13 +28,17 @@ def list_skeletons() -> list[str]:
     return list(_PRESETS)
 
 
-@cache
 def get_skeleton(name: str) -> Skeleton:
     """The preset skeleton called ``name`` (``humanoid``/``deepmimic``, ``hand21``/``hand``,
-    ``h36m17``/``h36m``, ``head``)."""
+    ``h36m17``/``h36m``, ``head``). Built once, then shared."""
     key = _ALIASES.get(name, name)
     if key not in _PRESETS:
         raise KineposeError(
             f"unknown skeleton {name!r}; available: {', '.join(_PRESETS)} (aliases: {', '.join(_ALIASES)})"
         )
+    return _build(key)
+
+
+@cache
+def _build(key: str) -> Skeleton:
     return _PRESETS[key]()

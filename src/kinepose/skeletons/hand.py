@@ -17,8 +17,13 @@ import numpy as np
 from kinepose.skeleton import Skeleton
 
 FINGERS = ("thumb", "index", "middle", "ring", "little")
-HAND21_NAMES = ("wrist",) + tuple(
-    f"{f}_{s}" for f in FINGERS for s in (("cmc", "mcp", "ip", "tip") if f == "thumb" else ("mcp", "pip", "dip", "tip"))
+HAND21_NAMES = (
+    "wrist",
+    *(
+        f"{f}_{s}"
+        for f in FINGERS
+        for s in (("cmc", "mcp", "ip", "tip") if f == "thumb" else ("mcp", "pip", "dip", "tip"))
+    ),
 )
 
 # MCP (thumb: CMC) position relative to the wrist, metres.

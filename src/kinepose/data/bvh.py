@@ -1,0 +1,763 @@
+"""Biovision Hierarchy (BVH) motion files: a robust reader and an exact, atomic writer.
+
+BVH semantics, as used by the CMU (cgspeed) conversions, MotionBuilder and Blender:
+
+- A joint's ``CHANNELS`` list its per-frame values in file order. Rotation channels are degrees and
+  compose **in the listed order as intrinsic rotations**: ``Zrotation Xrotation Yrotation`` with values
+  ``(a, b, c)`` is the local rotation ``R = Rz(a) @ Rx(b) @ Ry(c)`` (column vectors), which is
+  :func:`kinepose.rotations.euler_to_matrix` with the upper-case (intrinsic) order ``'ZXY'``.
+- Position channels (``Xposition`` ...) may appear on any joint, in any order, mixed with rotation
+  channels. They **replace** the matching components of the joint's ``OFFSET`` for that frame (the root
+  usually has them; some files have them on every joint). Where they sit among the rotation channels
+  does not matter: a joint's translation is always applied in its parent's frame.
+- ``End Site`` blocks have an ``OFFSET`` and no channels. The reader names them ``<parent>_end``
+  (``<parent>_end2`` ... if that name is taken).
+
+Joint order: the reader returns joints (end sites included) in **file order**, which is depth-first
+and therefore topologically sorted. The writer emits joints depth-first, children in index order, and
+returns the skeleton indices in file order, so ``positions_read == positions_written[..., order, :]``;
+for a skeleton that is already depth-first (most are) ``order == list(range(J))``.
+
+Units: nothing is converted unless asked. ``read_bvh(path, scale)``, :meth:`BVH.to_motion` and
+:meth:`BVH.positions` all default to ``scale=1.0`` (file units). Pass :data:`CM_TO_M` (0.01) for files
+in centimetres (e.g. ``Boxing_Toes.bvh``) and :data:`CMU_TO_M` for the CMU/cgspeed conversions, whose
+unit is the ASF one, ``1 / 0.45`` inch. ``write_bvh(..., scale=100)`` writes centimetres.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import uuid
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kinepose._validation import as_tensor, check_finite, check_joints
+from kinepose.errors import FileFormatError, KineposeError, ShapeError
+from kinepose.rotations import check_unit_quat, matrix_to_quat, quat_to_euler
+from kinepose.skeleton import Skeleton
+
+from .motion import Motion
+
+__all__ = [
+    "BVH",
+    "CMU_TO_M",
+    "CM_TO_M",
+    "ROTATION_ORDERS",
+    "BVHWarning",
+    "detect_left_right",
+    "read_bvh",
+    "write_bvh",
+    "write_motion_bvh",
+]
+
+#: Metres per centimetre: ``read_bvh(path).to_motion(scale=CM_TO_M)`` for files in centimetres.
+CM_TO_M = 0.01
+#: Metres per unit of the CMU mocap BVH conversions (ASF lengths are inches / 0.45).
+CMU_TO_M = 0.0254 / 0.45
+#: The rotation orders the writer accepts (Tait-Bryan, intrinsic, as in the channel list).
+ROTATION_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+
+_CHANNELS = {f"{a}{k}".lower(): f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
+_TOKEN = re.compile(r"[{}]|[^\s{}]+")
+_HEADER_TOKEN = re.compile(r":|[^\s:]+")
+_FMT = "%.10g"  # 1e-7 deg for angles below 1000 deg; positions to 10 significant digits
+
+
+class BVHWarning(UserWarning):
+    """A BVH file was read with a recoverable problem (frame count off, unrepresentable channels)."""
+
+
+# ----------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class BVH:
+    """The content of a BVH file, joints (end sites included) in file order.
+
+    Attributes:
+        joint_names: ``J`` names; end sites are called ``<parent>_end``.
+        parents: ``J`` parent indices, root ``-1`` first, topologically sorted.
+        offsets: (J, 3) float64 ``OFFSET`` rows in file units (times ``read_bvh``'s ``scale``).
+        channels: per joint, its channel names (``'Xposition'`` ... ``'Zrotation'``), file order.
+        end_site: ``J`` flags, True for ``End Site`` blocks.
+        frame_time: seconds per frame.
+        motion: (T, C) float64 channel values in file order; rotations in degrees, positions in file
+            units (times ``read_bvh``'s ``scale``).
+        path: the file read, if any.
+    """
+
+    joint_names: list[str]
+    parents: list[int]
+    offsets: np.ndarray
+    channels: list[list[str]]
+    end_site: list[bool]
+    frame_time: float
+    motion: np.ndarray
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        self.offsets = np.asarray(self.offsets, dtype=np.float64)
+        self.motion = np.asarray(self.motion, dtype=np.float64)
+        J = len(self.joint_names)
+        for what, n in (
+            ("parents", len(self.parents)),
+            ("channels", len(self.channels)),
+            ("end_site", len(self.end_site)),
+        ):
+            if n != J:
+                raise KineposeError(f"BVH: {what} has {n} entries, expected {J} (one per joint)")
+        if self.offsets.shape != (J, 3):
+            raise ShapeError(f"BVH: offsets must be ({J}, 3), got {self.offsets.shape}")
+        C = sum(len(c) for c in self.channels)
+        if self.motion.ndim != 2 or self.motion.shape[1] != C:
+            raise ShapeError(f"BVH: motion must be (T, {C}) for {C} channels, got {self.motion.shape}")
+        for chans in self.channels:
+            for c in chans:
+                if c not in _CHANNELS.values():
+                    raise KineposeError(
+                        f"BVH: unknown channel {c!r}; expected one of {sorted(_CHANNELS.values())}"
+                    )
+
+    # ------------------------------------------------------------------------------------------- sizes
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.motion.shape[0])
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem if self.path else "bvh"
+
+    @property
+    def fps(self) -> float:
+        """``1 / frame_time``, snapped to the nearest integer when within 1e-4 of it (``.0083333`` -> 120)."""
+        fps = 1.0 / self.frame_time
+        r = round(fps)
+        return float(r) if r > 0 and abs(fps - r) <= 1e-4 * fps else fps
+
+    def channel_start(self) -> list[int]:
+        """Per joint, the column of its first channel in :attr:`motion`."""
+        out, c = [], 0
+        for chans in self.channels:
+            out.append(c)
+            c += len(chans)
+        return out
+
+    def slice(self, start: int, stop: int | None = None) -> BVH:
+        """A copy holding frames ``start:stop``."""
+        return dataclasses.replace(
+            self,
+            motion=self.motion[start:stop].copy(),
+            offsets=self.offsets.copy(),
+            channels=[list(c) for c in self.channels],
+        )
+
+    # ------------------------------------------------------------------------------------------- kinematics
+
+    def local_rotmat(self) -> np.ndarray:
+        """(T, J, 3, 3) local rotations: the rotation channels composed in listed order (intrinsic)."""
+        T, J = self.num_frames, self.num_joints
+        R = np.broadcast_to(np.eye(3), (T, J, 3, 3)).copy()
+        for j, (chans, start) in enumerate(zip(self.channels, self.channel_start(), strict=True)):
+            for k, c in enumerate(chans):
+                if c.endswith("rotation"):
+                    R[:, j] = R[:, j] @ _axis_rotmat(c[0], np.radians(self.motion[:, start + k]))
+        return R
+
+    def local_translations(self) -> np.ndarray:
+        """(T, J, 3) per-frame offsets: ``OFFSET``, components with position channels replaced."""
+        t = np.broadcast_to(self.offsets, (self.num_frames, self.num_joints, 3)).copy()
+        for j, (chans, start) in enumerate(zip(self.channels, self.channel_start(), strict=True)):
+            for k, c in enumerate(chans):
+                if c.endswith("position"):
+                    t[:, j, "XYZ".index(c[0])] = self.motion[:, start + k]
+        return t
+
+    def positions(self, scale: float = 1.0) -> torch.Tensor:
+        """(T, J, 3) float64 joint positions by the file's own forward kinematics, times ``scale``.
+
+        Exact for every file: position channels on any joint are honoured.
+        """
+        R, t = self.local_rotmat(), self.local_translations()
+        G = np.empty_like(R)
+        X = np.empty_like(t)
+        for j, p in enumerate(self.parents):
+            if p < 0:
+                G[:, j], X[:, j] = R[:, j], t[:, j]
+            else:
+                X[:, j] = X[:, p] + np.einsum("tab,tb->ta", G[:, p], t[:, j])
+                G[:, j] = G[:, p] @ R[:, j]
+        return torch.from_numpy(X * scale)
+
+    # ------------------------------------------------------------------------------------------- conversion
+
+    def skeleton(self, scale: float = 1.0) -> Skeleton:
+        """The rest skeleton: joints ``'ball'``, end sites ``'end'``, ``OFFSET`` rows times ``scale``.
+
+        ``left_right`` pairs come from the names (:func:`detect_left_right`); ``lateral_axis`` is the axis
+        along which the first pair whose rest positions differ differs most (0 if none does).
+        """
+        kinds = ["end" if e else "ball" for e in self.end_site]
+        names = list(self.joint_names)
+        pairs = detect_left_right(names)
+        offsets = self.offsets * scale
+        lateral = 0
+        if pairs:
+            rest = np.zeros((self.num_joints, 3))
+            for j, p in enumerate(self.parents):
+                rest[j] = offsets[j] if p < 0 else rest[p] + offsets[j]
+            scale_ref = max(float(np.abs(rest).max()), 1e-12)
+            for a, b in pairs:
+                d = np.abs(rest[a] - rest[b])
+                if d.max() > 1e-9 * scale_ref:
+                    lateral = int(np.argmax(d))
+                    break
+        return Skeleton(
+            self.name, names, self.parents, offsets, kinds, left_right=pairs, lateral_axis=lateral
+        )
+
+    def to_motion(self, scale: float = 1.0, dtype: torch.dtype = torch.float64) -> Motion:
+        """A :class:`Motion` on :meth:`skeleton`: (T, J, 4) w,x,y,z local rotations, (T, 3) root positions.
+
+        Args:
+            scale: multiplies offsets and positions (``CM_TO_M`` for centimetres, ``CMU_TO_M`` for CMU).
+            dtype: of the tensors (float64 keeps round trips exact).
+
+        A non-root joint whose position channels differ from its ``OFFSET`` cannot be represented by a
+        fixed-offset skeleton: the rest offset is kept and a :class:`BVHWarning` names the joints
+        (:meth:`positions` stays exact). Channels that merely repeat the ``OFFSET`` are exact and silent.
+        """
+        t = self.local_translations()
+        moving = [
+            self.joint_names[j]
+            for j in range(1, self.num_joints)
+            if any(c.endswith("position") for c in self.channels[j])
+            and not np.allclose(t[:, j], self.offsets[j], rtol=0, atol=1e-9 * max(1.0, np.abs(t[:, j]).max()))
+        ]
+        if moving:
+            warnings.warn(
+                f"{self.path or self.name}: non-root joints {moving} have per-frame position channels that a "
+                f"fixed-offset Skeleton cannot hold; to_motion keeps their OFFSET (BVH.positions() is exact)",
+                BVHWarning,
+                stacklevel=2,
+            )
+        local_quat = matrix_to_quat(torch.from_numpy(self.local_rotmat())).to(dtype)  # (T, J, 4)
+        root_pos = torch.from_numpy(t[:, 0] * scale).to(dtype)  # (T, 3)
+        meta = {"source": self.path, "format": "bvh", "frame_time": self.frame_time}
+        return Motion(self.skeleton(scale), local_quat, root_pos, self.fps, self.name, meta)
+
+
+def _axis_rotmat(axis: str, angle: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) rotations by ``angle`` (T,) radians about the X, Y or Z axis (column vectors)."""
+    c, s = np.cos(angle), np.sin(angle)
+    one, zero = np.ones_like(angle), np.zeros_like(angle)
+    rows = {
+        "X": ((one, zero, zero), (zero, c, -s), (zero, s, c)),
+        "Y": ((c, zero, s), (zero, one, zero), (-s, zero, c)),
+        "Z": ((c, -s, zero), (s, c, zero), (zero, zero, one)),
+    }[axis]
+    return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+
+
+def detect_left_right(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """``(left, right)`` index pairs matched by name, in the order of the left joints.
+
+    Recognised: ``Left``/``Right`` (any case) anywhere (``LeftUpLeg``, ``left_knee``); an ``L``/``R`` prefix
+    before an upper-case letter, digit or ``_`` (``LHipJoint``, ``L_hip``); an ``l``/``r`` prefix
+    (``lhip``); ``_l``/``_r``, ``.L``/``.R`` style suffixes. A pair needs both names to exist.
+    """
+    index = {n: i for i, n in enumerate(names)}
+    pairs: list[tuple[int, int]] = []
+    used: set[int] = set()
+    for i, n in enumerate(names):
+        if i in used:
+            continue
+        for cand in _right_candidates(n):
+            j = index.get(cand)
+            if j is not None and j != i and j not in used:
+                pairs.append((i, j))
+                used.update((i, j))
+                break
+    return tuple(pairs)
+
+
+def _right_candidates(n: str) -> list[str]:
+    out = []
+    for left, right in (("Left", "Right"), ("left", "right"), ("LEFT", "RIGHT")):
+        if left in n:
+            out.append(n.replace(left, right, 1))
+    if len(n) > 1 and n[0] == "L" and (n[1].isupper() or n[1].isdigit() or n[1] in "_.-"):
+        out.append("R" + n[1:])
+    if len(n) > 1 and n[0] == "l":
+        out.append("r" + n[1:])
+    for sep in "_.-":
+        for left, right in (("l", "r"), ("L", "R")):
+            if n.endswith(sep + left):
+                out.append(n[:-1] + right)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- reader
+
+
+class _HierarchyParser:
+    """Recursive descent over whitespace/brace tokens; every error names the 1-based line."""
+
+    def __init__(self, tokens: list[tuple[str, int]], path: str, last_line: int) -> None:
+        self.tokens, self.path, self.last_line, self.i = tokens, path, last_line, 0
+        self.names: list[str | None] = []
+        self.parents: list[int] = []
+        self.offsets: list[np.ndarray] = []
+        self.channels: list[list[str]] = []
+        self.end_site: list[bool] = []
+        self.joint_line: list[int] = []
+
+    def error(self, msg: str, line: int) -> FileFormatError:
+        return FileFormatError(msg, self.path, line)
+
+    def peek(self) -> tuple[str, int] | None:
+        return self.tokens[self.i] if self.i < len(self.tokens) else None
+
+    def next(self, what: str) -> tuple[str, int]:
+        if self.i >= len(self.tokens):
+            raise self.error(f"unexpected end of file, expected {what}", self.last_line)
+        tok = self.tokens[self.i]
+        self.i += 1
+        return tok
+
+    def parse(self) -> None:
+        if not self.tokens:
+            raise self.error("missing HIERARCHY: the file is empty", 1)
+        tok, line = self.next("HIERARCHY")
+        if tok.upper() != "HIERARCHY":
+            raise self.error(f"missing HIERARCHY: a BVH file starts with 'HIERARCHY', got {tok!r}", line)
+        tok, line = self.next("ROOT")
+        if tok.upper() != "ROOT":
+            raise self.error(f"missing ROOT: expected 'ROOT <name>' after HIERARCHY, got {tok!r}", line)
+        self.joint(-1, False, line)
+        nxt = self.peek()
+        if nxt is None:
+            raise self.error("missing MOTION section after the ROOT block", self.last_line)
+        tok, line = nxt
+        if tok.upper() == "MOTION":
+            self.i += 1
+            return
+        if tok == "}":
+            raise self.error("unbalanced braces: '}' without a matching '{'", line)
+        if tok.upper() == "ROOT":
+            raise self.error("a second ROOT: files with several roots are not supported", line)
+        raise self.error(f"missing MOTION: expected 'MOTION' after the ROOT block, got {tok!r}", line)
+
+    def joint(self, parent: int, end: bool, kw_line: int) -> None:
+        if end:
+            name: str | None = None
+        else:
+            tok, line = self.next("a joint name")
+            if tok in "{}":
+                raise self.error("missing joint name before '{'", line)
+            parts = [tok]
+            while (nxt := self.peek()) is not None and nxt[1] == line and nxt[0] not in "{}":
+                parts.append(nxt[0])  # a name with spaces, on one line
+                self.i += 1
+            name = " ".join(parts)
+            if name in self.names:
+                raise self.error(f"duplicate joint name {name!r}", line)
+        what = "End Site" if end else f"joint {name!r}"
+        tok, line = self.next(f"'{{' opening {what}")
+        if tok != "{":
+            raise self.error(f"expected '{{' opening {what}, got {tok!r}", line)
+        open_line = line
+        j = len(self.names)
+        self.names.append(name)
+        self.parents.append(parent)
+        self.offsets.append(np.full(3, np.nan))
+        self.channels.append([])
+        self.end_site.append(end)
+        self.joint_line.append(kw_line)
+        has_offset = False
+        while True:
+            if self.peek() is None:
+                raise self.error(
+                    f"unbalanced braces: the block of {what} opened at line {open_line} is not "
+                    f"closed before the end of the file",
+                    self.last_line,
+                )
+            tok, line = self.next("'}'")
+            up = tok.upper()
+            if tok == "}":
+                break
+            if up == "OFFSET":
+                if has_offset:
+                    raise self.error(f"bad OFFSET: a second OFFSET in {what}", line)
+                self.offsets[j] = self.numbers(3, "OFFSET", line)
+                has_offset = True
+            elif up == "CHANNELS":
+                self.channels[j] = self.channel_list(line)
+                if end and self.channels[j]:
+                    raise self.error("an End Site cannot have channels", line)
+            elif up == "JOINT":
+                if end:
+                    raise self.error("an End Site cannot have child joints", line)
+                self.joint(j, False, line)
+            elif up == "END":
+                tok2, line2 = self.next("'Site' after 'End'")
+                if tok2.upper() != "SITE":
+                    raise self.error(f"expected 'End Site', got 'End {tok2}'", line2)
+                if end:
+                    raise self.error("an End Site cannot have children", line)
+                self.joint(j, True, line)
+            elif up == "MOTION" or tok == "{":
+                raise self.error(
+                    f"unbalanced braces: the block of {what} opened at line {open_line} is not "
+                    f"closed before {tok!r}",
+                    line,
+                )
+            else:
+                raise self.error(f"unexpected {tok!r} in the block of {what}", line)
+        if not has_offset:
+            raise self.error(f"bad OFFSET: {what} (opened at line {open_line}) has no OFFSET", line)
+
+    def numbers(self, n: int, what: str, kw_line: int) -> np.ndarray:
+        out = np.empty(n)
+        for k in range(n):
+            tok, line = self.next(f"{n} numbers after {what}")
+            try:
+                out[k] = float(tok)
+            except ValueError:
+                raise self.error(
+                    f"bad {what}: expected {n} numbers (line {kw_line}), got {tok!r}", line
+                ) from None
+            if not np.isfinite(out[k]):
+                raise self.error(f"bad {what}: non-finite value {tok!r}", line)
+        return out
+
+    def channel_list(self, kw_line: int) -> list[str]:
+        tok, line = self.next("the channel count after CHANNELS")
+        try:
+            n = int(tok)
+        except ValueError:
+            n = -1
+        if n < 0:
+            raise self.error(f"bad CHANNELS: expected a channel count, got {tok!r}", line)
+        out = []
+        for _ in range(n):
+            tok, line = self.next(f"{n} channel names after CHANNELS")
+            c = _CHANNELS.get(tok.lower())
+            if c is None:
+                raise self.error(
+                    f"unknown channel name {tok!r} (CHANNELS at line {kw_line} announced {n}); expected "
+                    f"Xposition, Yposition, Zposition, Xrotation, Yrotation or Zrotation",
+                    line,
+                )
+            out.append(c)
+        return out
+
+
+def _end_site_names(names: list[str | None], parents: list[int]) -> list[str]:
+    taken = {n for n in names if n is not None}
+    out = []
+    for n, p in zip(names, parents, strict=True):
+        if n is None:
+            base = f"{names[p]}_end"
+            n, k = base, 1
+            while n in taken:
+                k += 1
+                n = f"{base}{k}"
+            taken.add(n)
+        out.append(n)
+    return out
+
+
+def read_bvh(path: str | os.PathLike, scale: float = 1.0) -> BVH:
+    """Parse a BVH file.
+
+    Tokens may be split over lines arbitrarily in the hierarchy; each frame is one line. A header
+    ``Frames:`` count that disagrees with the frame lines present gives a :class:`BVHWarning` and the
+    frames present are used.
+
+    Args:
+        path: the ``.bvh`` file.
+        scale: multiplies offsets and position channels (default 1: file units).
+
+    Raises:
+        FileFormatError: with the 1-based line, on a missing HIERARCHY/ROOT/MOTION, unbalanced braces,
+            a bad OFFSET, an unknown channel name, a frame line with the wrong number of values, a
+            non-numeric or non-finite value.
+    """
+    if not (np.isfinite(scale) and scale > 0):
+        raise KineposeError(f"scale: expected a positive finite number, got {scale}")
+    spath = os.fspath(path)
+    with open(spath, encoding="utf-8", errors="replace") as f:
+        lines = f.read().splitlines()
+    bvh = _parse(lines, spath)
+    if scale != 1.0:
+        bvh.offsets *= scale
+        for chans, start in zip(bvh.channels, bvh.channel_start(), strict=True):
+            for k, c in enumerate(chans):
+                if c.endswith("position"):
+                    bvh.motion[:, start + k] *= scale
+    return bvh
+
+
+def _parse(lines: list[str], path: str) -> BVH:
+    # hierarchy tokens up to the MOTION keyword that follows a closing brace
+    tokens: list[tuple[str, int]] = []
+    motion_at: tuple[int, int] | None = None  # (line index, column after MOTION)
+    for li, text in enumerate(lines):
+        for m in _TOKEN.finditer(text):
+            tok = m.group()
+            if tok.upper() == "MOTION" and tokens and tokens[-1][0] == "}":
+                motion_at = (li, m.end())
+            tokens.append((tok, li + 1))
+            if motion_at:
+                break
+        if motion_at:
+            break
+    last_line = max(len(lines), 1)
+    hp = _HierarchyParser(tokens, path, last_line)
+    hp.parse()
+    if motion_at is None:  # unreachable: parse() only returns after the MOTION keyword
+        raise FileFormatError("missing MOTION section", path, last_line)
+    names = _end_site_names(hp.names, hp.parents)
+    C = sum(len(c) for c in hp.channels)
+
+    # header: Frames: N  Frame Time: t  (split on ':' so 'Frames:3069' and 'Frames :' both work)
+    li, col = motion_at
+    head: list[tuple[str, int]] = []
+    rest = lines[li][col:]
+    while len(head) < 7:
+        head.extend((m.group(), li + 1) for m in _HEADER_TOKEN.finditer(rest))
+        if len(head) >= 7:
+            break
+        li += 1
+        if li >= len(lines):
+            raise FileFormatError("missing 'Frames: N' / 'Frame Time: t' after MOTION", path, last_line)
+        rest = lines[li]
+    expect = ("frames", ":", None, "frame", "time", ":", None)
+    for (tok, line), want in zip(head[:7], expect, strict=True):
+        if want is not None and tok.lower() != want:
+            raise FileFormatError(
+                f"expected 'Frames: N' then 'Frame Time: t' after MOTION, got {tok!r}", path, line
+            )
+    (n_tok, n_line), (t_tok, t_line) = head[2], head[6]
+    try:
+        announced = int(n_tok)
+    except ValueError:
+        announced = -1
+    if announced < 0:
+        raise FileFormatError(f"Frames: expected a frame count, got {n_tok!r}", path, n_line)
+    try:
+        frame_time = float(t_tok)
+    except ValueError:
+        frame_time = float("nan")
+    if not (np.isfinite(frame_time) and frame_time > 0):
+        raise FileFormatError(
+            f"Frame Time: expected a positive number of seconds, got {t_tok!r}", path, t_line
+        )
+    if len(head) > 7:
+        raise FileFormatError(f"unexpected {head[7][0]!r} after 'Frame Time: {t_tok}'", path, head[7][1])
+
+    # frames: one non-blank line each
+    rows: list[list[str]] = []
+    row_lines: list[int] = []
+    for k in range(li + 1, len(lines)):
+        parts = lines[k].split()
+        if not parts:
+            continue
+        if len(parts) != C:
+            raise FileFormatError(
+                f"frame line has {len(parts)} values, but the hierarchy declares {C} channels", path, k + 1
+            )
+        rows.append(parts)
+        row_lines.append(k + 1)
+    if C == 0:
+        motion = np.zeros((announced, 0))
+    else:
+        try:
+            motion = np.array(rows, dtype=np.float64).reshape(len(rows), C)
+        except ValueError:
+            for parts, line in zip(rows, row_lines, strict=True):
+                for p in parts:
+                    try:
+                        float(p)
+                    except ValueError:
+                        raise FileFormatError(
+                            f"non-numeric value {p!r} in a frame line", path, line
+                        ) from None
+            raise
+        bad = ~np.isfinite(motion)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise FileFormatError(
+                f"non-finite value {rows[r][c]!r} in a frame line (channel {c})", path, row_lines[r]
+            )
+        if len(rows) != announced:
+            warnings.warn(
+                f"{path}: the header announces {announced} frames but the file holds {len(rows)} complete "
+                f"frame lines; using {len(rows)}",
+                BVHWarning,
+                stacklevel=3,
+            )
+    return BVH(names, hp.parents, np.array(hp.offsets), hp.channels, hp.end_site, frame_time, motion, path)
+
+
+# ----------------------------------------------------------------------------------------------- writer
+
+
+def _depth_first(skeleton: Skeleton) -> list[int]:
+    order: list[int] = []
+    stack = [0]
+    while stack:
+        j = stack.pop()
+        order.append(j)
+        stack.extend(reversed(skeleton.children[j]))
+    return order
+
+
+def write_bvh(
+    path: str | os.PathLike,
+    skeleton: Skeleton,
+    local_quat: torch.Tensor | np.ndarray,
+    root_pos: torch.Tensor | np.ndarray,
+    fps: float,
+    rotation_order: str = "ZXY",
+    scale: float = 1.0,
+    channels_per_joint: int = 3,
+) -> list[int]:
+    """Write a motion on any skeleton to a BVH file, atomically (temporary file + ``os.replace``).
+
+    The root gets ``Xposition Yposition Zposition`` and 3 rotation channels, other rotated joints 3
+    rotation channels (6 with position channels repeating their offset if ``channels_per_joint=6``), end
+    sites without children become ``End Site`` blocks (their names are lost: the reader calls them
+    ``<parent>_end``). Inputs are validated before anything is written; on any failure an existing
+    file at ``path`` is left untouched and no partial file remains.
+
+    Args:
+        path: the ``.bvh`` file to write.
+        skeleton: the kinematic tree (metres).
+        local_quat: (T, J, 4) w,x,y,z unit local rotations (end-site entries ignored).
+        root_pos: (T, 3) root positions, metres.
+        fps: frames per second.
+        rotation_order: channel order of the rotations, one of :data:`ROTATION_ORDERS` (intrinsic).
+        scale: multiplies offsets and positions (100 writes centimetres).
+        channels_per_joint: 3 (rotations) or 6 (positions too) for non-root joints.
+
+    Returns:
+        The skeleton joint indices in file order (depth-first, children in index order), so that joint
+        ``k`` of the file read back is ``skeleton`` joint ``order[k]``.
+    """
+    if rotation_order not in ROTATION_ORDERS:
+        raise KineposeError(
+            f"rotation_order: expected a Tait-Bryan order of the letters XYZ, one of {ROTATION_ORDERS} "
+            f"(BVH channels compose intrinsically in the listed order), got {rotation_order!r}"
+        )
+    if channels_per_joint not in (3, 6):
+        raise KineposeError(f"channels_per_joint: expected 3 or 6, got {channels_per_joint!r}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise KineposeError(f"scale: expected a positive finite number, got {scale}")
+    if not (np.isfinite(fps) and fps > 0):
+        raise KineposeError(f"fps: expected a positive finite number, got {fps}")
+    J = skeleton.num_joints
+    q = as_tensor(local_quat, "local_quat", torch.float64)
+    check_joints(q, "local_quat", J, skeleton.name, channels=4)
+    if q.dim() != 3:
+        raise ShapeError(f"local_quat: expected shape (T, {J}, 4), got {tuple(q.shape)}")
+    T = q.shape[0]
+    rp = as_tensor(root_pos, "root_pos", torch.float64)
+    if tuple(rp.shape) != (T, 3):
+        raise ShapeError(
+            f"root_pos: expected shape ({T}, 3) to match local_quat's {T} frames, got {tuple(rp.shape)}"
+        )
+    check_finite(q, "local_quat")
+    check_finite(rp, "root_pos")
+    rotated = list(skeleton.rotated_joints)
+    check_unit_quat(q[:, rotated], "local_quat")
+    for n in skeleton.joint_names:
+        if not n or re.search(r"[\s{}]", n):
+            raise KineposeError(
+                f"skeleton '{skeleton.name}': joint name {n!r} cannot be written to BVH (empty, or holds "
+                f"whitespace or braces)"
+            )
+
+    order = _depth_first(skeleton)
+    children = skeleton.children
+    offsets = skeleton.offsets * scale
+    euler = np.zeros((T, J, 3))  # degrees; end-site entries stay 0 (their quaternions are ignored)
+    euler[:, rotated] = np.degrees(quat_to_euler(q[:, rotated], rotation_order).numpy())
+    rot_names = [f"{a}rotation" for a in rotation_order]
+    pos_names = ["Xposition", "Yposition", "Zposition"]
+
+    lines = ["HIERARCHY"]
+    columns: list[np.ndarray] = []
+    depth = {0: 0}
+
+    def close_until(level: int) -> None:
+        while stack_levels and stack_levels[-1] >= level:
+            d = stack_levels.pop()
+            lines.append("\t" * d + "}")
+
+    stack_levels: list[int] = []
+    for j in order:
+        p = skeleton.parents[j]
+        d = 0 if p < 0 else depth[p] + 1
+        depth[j] = d
+        close_until(d)
+        ind = "\t" * d
+        off = " ".join(_FMT % v for v in offsets[j])
+        if p >= 0 and skeleton.kinds[j] == "end" and not children[j]:
+            lines += [f"{ind}End Site", f"{ind}{{", f"{ind}\tOFFSET {off}"]
+            stack_levels.append(d)
+            continue
+        lines += [
+            f"{ind}{'ROOT' if p < 0 else 'JOINT'} {skeleton.joint_names[j]}",
+            f"{ind}{{",
+            f"{ind}\tOFFSET {off}",
+        ]
+        angles = euler[:, j] if skeleton.kinds[j] != "end" else np.zeros((T, 3))
+        if p < 0:
+            chans = pos_names + rot_names
+            columns += [rp.numpy() * scale, angles]
+        elif channels_per_joint == 6:
+            chans = pos_names + rot_names
+            columns += [np.broadcast_to(offsets[j], (T, 3)), angles]
+        else:
+            chans = rot_names
+            columns.append(angles)
+        lines.append(f"{ind}\tCHANNELS {len(chans)} {' '.join(chans)}")
+        stack_levels.append(d)
+    close_until(0)
+    lines += ["MOTION", f"Frames: {T}", f"Frame Time: {_FMT % (1.0 / fps)}"]
+    data = np.concatenate(columns, axis=1)  # (T, C)
+
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write("\n".join(lines) + "\n")
+            np.savetxt(f, data, fmt=_FMT, delimiter=" ")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return order
+
+
+def write_motion_bvh(path: str | os.PathLike, motion: Motion, **kw) -> list[int]:
+    """:func:`write_bvh` of a :class:`Motion` (its skeleton, rotations, root positions and fps)."""
+    return write_bvh(path, motion.skeleton, motion.local_quat, motion.root_pos, motion.fps, **kw)
