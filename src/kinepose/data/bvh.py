@@ -70,6 +70,11 @@ _HEADER_TOKEN = re.compile(r":|[^\s:]+")
 _FMT = "%.10g"  # 1e-7 deg for angles below 1000 deg; positions to 10 significant digits
 
 
+def _check_scale(scale: float, name: str = "scale") -> None:
+    if not (np.isfinite(scale) and scale > 0):
+        raise KineposeError(f"{name}: expected a positive finite number, got {scale}")
+
+
 class BVHWarning(UserWarning):
     """A BVH file was read with a recoverable problem (frame count off, unrepresentable channels)."""
 
@@ -121,9 +126,7 @@ class BVH:
         for chans in self.channels:
             for c in chans:
                 if c not in _CHANNELS.values():
-                    raise KineposeError(
-                        f"BVH: unknown channel {c!r}; expected one of {sorted(_CHANNELS.values())}"
-                    )
+                    raise KineposeError(f"BVH: unknown channel {c!r}; expected one of {sorted(_CHANNELS.values())}")
 
     # ------------------------------------------------------------------------------------------- sizes
 
@@ -189,6 +192,7 @@ class BVH:
 
         Exact for every file: position channels on any joint are honoured.
         """
+        _check_scale(scale)
         R, t = self.local_rotmat(), self.local_translations()
         G = np.empty_like(R)
         X = np.empty_like(t)
@@ -208,6 +212,7 @@ class BVH:
         ``left_right`` pairs come from the names (:func:`detect_left_right`); ``lateral_axis`` is the axis
         along which the first pair whose rest positions differ differs most (0 if none does).
         """
+        _check_scale(scale)
         kinds = ["end" if e else "ball" for e in self.end_site]
         names = list(self.joint_names)
         pairs = detect_left_right(names)
@@ -223,9 +228,7 @@ class BVH:
                 if d.max() > 1e-9 * scale_ref:
                     lateral = int(np.argmax(d))
                     break
-        return Skeleton(
-            self.name, names, self.parents, offsets, kinds, left_right=pairs, lateral_axis=lateral
-        )
+        return Skeleton(self.name, names, self.parents, offsets, kinds, left_right=pairs, lateral_axis=lateral)
 
     def to_motion(self, scale: float = 1.0, dtype: torch.dtype = torch.float64) -> Motion:
         """A :class:`Motion` on :meth:`skeleton`: (T, J, 4) w,x,y,z local rotations, (T, 3) root positions.
@@ -321,7 +324,6 @@ class _HierarchyParser:
         self.offsets: list[np.ndarray] = []
         self.channels: list[list[str]] = []
         self.end_site: list[bool] = []
-        self.joint_line: list[int] = []
 
     def error(self, msg: str, line: int) -> FileFormatError:
         return FileFormatError(msg, self.path, line)
@@ -345,7 +347,7 @@ class _HierarchyParser:
         tok, line = self.next("ROOT")
         if tok.upper() != "ROOT":
             raise self.error(f"missing ROOT: expected 'ROOT <name>' after HIERARCHY, got {tok!r}", line)
-        self.joint(-1, False, line)
+        self.joint(-1, False)
         nxt = self.peek()
         if nxt is None:
             raise self.error("missing MOTION section after the ROOT block", self.last_line)
@@ -359,15 +361,15 @@ class _HierarchyParser:
             raise self.error("a second ROOT: files with several roots are not supported", line)
         raise self.error(f"missing MOTION: expected 'MOTION' after the ROOT block, got {tok!r}", line)
 
-    def joint(self, parent: int, end: bool, kw_line: int) -> None:
+    def joint(self, parent: int, end: bool) -> None:
         if end:
             name: str | None = None
         else:
             tok, line = self.next("a joint name")
-            if tok in "{}":
+            if tok in ("{", "}"):
                 raise self.error("missing joint name before '{'", line)
             parts = [tok]
-            while (nxt := self.peek()) is not None and nxt[1] == line and nxt[0] not in "{}":
+            while (nxt := self.peek()) is not None and nxt[1] == line and nxt[0] not in ("{", "}"):
                 parts.append(nxt[0])  # a name with spaces, on one line
                 self.i += 1
             name = " ".join(parts)
@@ -384,7 +386,6 @@ class _HierarchyParser:
         self.offsets.append(np.full(3, np.nan))
         self.channels.append([])
         self.end_site.append(end)
-        self.joint_line.append(kw_line)
         has_offset = False
         while True:
             if self.peek() is None:
@@ -409,18 +410,17 @@ class _HierarchyParser:
             elif up == "JOINT":
                 if end:
                     raise self.error("an End Site cannot have child joints", line)
-                self.joint(j, False, line)
+                self.joint(j, False)
             elif up == "END":
                 tok2, line2 = self.next("'Site' after 'End'")
                 if tok2.upper() != "SITE":
                     raise self.error(f"expected 'End Site', got 'End {tok2}'", line2)
                 if end:
                     raise self.error("an End Site cannot have children", line)
-                self.joint(j, True, line)
+                self.joint(j, True)
             elif up == "MOTION" or tok == "{":
                 raise self.error(
-                    f"unbalanced braces: the block of {what} opened at line {open_line} is not "
-                    f"closed before {tok!r}",
+                    f"unbalanced braces: the block of {what} opened at line {open_line} is not closed before {tok!r}",
                     line,
                 )
             else:
@@ -435,9 +435,7 @@ class _HierarchyParser:
             try:
                 out[k] = float(tok)
             except ValueError:
-                raise self.error(
-                    f"bad {what}: expected {n} numbers (line {kw_line}), got {tok!r}", line
-                ) from None
+                raise self.error(f"bad {what}: expected {n} numbers (line {kw_line}), got {tok!r}", line) from None
             if not np.isfinite(out[k]):
                 raise self.error(f"bad {what}: non-finite value {tok!r}", line)
         return out
@@ -495,8 +493,7 @@ def read_bvh(path: str | os.PathLike, scale: float = 1.0) -> BVH:
             a bad OFFSET, an unknown channel name, a frame line with the wrong number of values, a
             non-numeric or non-finite value.
     """
-    if not (np.isfinite(scale) and scale > 0):
-        raise KineposeError(f"scale: expected a positive finite number, got {scale}")
+    _check_scale(scale)
     spath = os.fspath(path)
     with open(spath, encoding="utf-8", errors="replace") as f:
         lines = f.read().splitlines()
@@ -547,9 +544,7 @@ def _parse(lines: list[str], path: str) -> BVH:
     expect = ("frames", ":", None, "frame", "time", ":", None)
     for (tok, line), want in zip(head[:7], expect, strict=True):
         if want is not None and tok.lower() != want:
-            raise FileFormatError(
-                f"expected 'Frames: N' then 'Frame Time: t' after MOTION, got {tok!r}", path, line
-            )
+            raise FileFormatError(f"expected 'Frames: N' then 'Frame Time: t' after MOTION, got {tok!r}", path, line)
     (n_tok, n_line), (t_tok, t_line) = head[2], head[6]
     try:
         announced = int(n_tok)
@@ -562,9 +557,7 @@ def _parse(lines: list[str], path: str) -> BVH:
     except ValueError:
         frame_time = float("nan")
     if not (np.isfinite(frame_time) and frame_time > 0):
-        raise FileFormatError(
-            f"Frame Time: expected a positive number of seconds, got {t_tok!r}", path, t_line
-        )
+        raise FileFormatError(f"Frame Time: expected a positive number of seconds, got {t_tok!r}", path, t_line)
     if len(head) > 7:
         raise FileFormatError(f"unexpected {head[7][0]!r} after 'Frame Time: {t_tok}'", path, head[7][1])
 
@@ -587,21 +580,11 @@ def _parse(lines: list[str], path: str) -> BVH:
         try:
             motion = np.array(rows, dtype=np.float64).reshape(len(rows), C)
         except ValueError:
-            for parts, line in zip(rows, row_lines, strict=True):
-                for p in parts:
-                    try:
-                        float(p)
-                    except ValueError:
-                        raise FileFormatError(
-                            f"non-numeric value {p!r} in a frame line", path, line
-                        ) from None
-            raise
+            raise _non_numeric(rows, row_lines, path) from None
         bad = ~np.isfinite(motion)
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise FileFormatError(
-                f"non-finite value {rows[r][c]!r} in a frame line (channel {c})", path, row_lines[r]
-            )
+            raise FileFormatError(f"non-finite value {rows[r][c]!r} in a frame line (channel {c})", path, row_lines[r])
         if len(rows) != announced:
             warnings.warn(
                 f"{path}: the header announces {announced} frames but the file holds {len(rows)} complete "
@@ -610,6 +593,17 @@ def _parse(lines: list[str], path: str) -> BVH:
                 stacklevel=3,
             )
     return BVH(names, hp.parents, np.array(hp.offsets), hp.channels, hp.end_site, frame_time, motion, path)
+
+
+def _non_numeric(rows: list[list[str]], row_lines: list[int], path: str) -> FileFormatError:
+    """The error naming the first value numpy cannot parse as a float."""
+    for parts, line in zip(rows, row_lines, strict=True):
+        for p in parts:
+            try:
+                np.float64(p)
+            except ValueError:
+                return FileFormatError(f"non-numeric value {p!r} in a frame line", path, line)
+    return FileFormatError("non-numeric value in the frame lines", path, row_lines[0] if row_lines else None)
 
 
 # ----------------------------------------------------------------------------------------------- writer
@@ -657,6 +651,23 @@ def write_bvh(
         The skeleton joint indices in file order (depth-first, children in index order), so that joint
         ``k`` of the file read back is ``skeleton`` joint ``order[k]``.
     """
+    q, rp = _check_write_args(skeleton, local_quat, root_pos, fps, rotation_order, scale, channels_per_joint)
+    order = _depth_first(skeleton)
+    header, data = _bvh_content(skeleton, q, rp, fps, order, rotation_order, scale, channels_per_joint)
+    _atomic_write(os.fspath(path), header, data)
+    return order
+
+
+def _check_write_args(
+    skeleton: Skeleton,
+    local_quat: torch.Tensor | np.ndarray,
+    root_pos: torch.Tensor | np.ndarray,
+    fps: float,
+    rotation_order: str,
+    scale: float,
+    channels_per_joint: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate everything before a file is touched; return float64 CPU (T, J, 4) and (T, 3) tensors."""
     if rotation_order not in ROTATION_ORDERS:
         raise KineposeError(
             f"rotation_order: expected a Tait-Bryan order of the letters XYZ, one of {ROTATION_ORDERS} "
@@ -664,89 +675,83 @@ def write_bvh(
         )
     if channels_per_joint not in (3, 6):
         raise KineposeError(f"channels_per_joint: expected 3 or 6, got {channels_per_joint!r}")
-    if not (np.isfinite(scale) and scale > 0):
-        raise KineposeError(f"scale: expected a positive finite number, got {scale}")
-    if not (np.isfinite(fps) and fps > 0):
-        raise KineposeError(f"fps: expected a positive finite number, got {fps}")
+    _check_scale(scale)
+    _check_scale(fps, "fps")
     J = skeleton.num_joints
-    q = as_tensor(local_quat, "local_quat", torch.float64)
+    q = as_tensor(local_quat, "local_quat", torch.float64).detach().cpu()
     check_joints(q, "local_quat", J, skeleton.name, channels=4)
     if q.dim() != 3:
         raise ShapeError(f"local_quat: expected shape (T, {J}, 4), got {tuple(q.shape)}")
     T = q.shape[0]
-    rp = as_tensor(root_pos, "root_pos", torch.float64)
+    rp = as_tensor(root_pos, "root_pos", torch.float64).detach().cpu()
     if tuple(rp.shape) != (T, 3):
-        raise ShapeError(
-            f"root_pos: expected shape ({T}, 3) to match local_quat's {T} frames, got {tuple(rp.shape)}"
-        )
+        raise ShapeError(f"root_pos: expected shape ({T}, 3) to match local_quat's {T} frames, got {tuple(rp.shape)}")
     check_finite(q, "local_quat")
     check_finite(rp, "root_pos")
-    rotated = list(skeleton.rotated_joints)
-    check_unit_quat(q[:, rotated], "local_quat")
+    check_unit_quat(q[:, list(skeleton.rotated_joints)], "local_quat")
     for n in skeleton.joint_names:
         if not n or re.search(r"[\s{}]", n):
             raise KineposeError(
                 f"skeleton '{skeleton.name}': joint name {n!r} cannot be written to BVH (empty, or holds "
                 f"whitespace or braces)"
             )
+    return q, rp
 
-    order = _depth_first(skeleton)
-    children = skeleton.children
-    offsets = skeleton.offsets * scale
+
+def _bvh_content(
+    skeleton: Skeleton,
+    q: torch.Tensor,
+    root_pos: torch.Tensor,
+    fps: float,
+    order: list[int],
+    rotation_order: str,
+    scale: float,
+    channels_per_joint: int,
+) -> tuple[list[str], np.ndarray]:
+    """The header lines (HIERARCHY to Frame Time) and the (T, C) frame values, joints in ``order``."""
+    T, J = q.shape[:2]
+    rotated = list(skeleton.rotated_joints)
     euler = np.zeros((T, J, 3))  # degrees; end-site entries stay 0 (their quaternions are ignored)
     euler[:, rotated] = np.degrees(quat_to_euler(q[:, rotated], rotation_order).numpy())
+    offsets = skeleton.offsets * scale
     rot_names = [f"{a}rotation" for a in rotation_order]
     pos_names = ["Xposition", "Yposition", "Zposition"]
-
-    lines = ["HIERARCHY"]
-    columns: list[np.ndarray] = []
-    depth = {0: 0}
-
-    def close_until(level: int) -> None:
-        while stack_levels and stack_levels[-1] >= level:
-            d = stack_levels.pop()
-            lines.append("\t" * d + "}")
-
-    stack_levels: list[int] = []
+    lines, columns = ["HIERARCHY"], []
+    depth: dict[int, int] = {}
+    open_blocks: list[int] = []  # depths of the blocks not closed yet
     for j in order:
         p = skeleton.parents[j]
-        d = 0 if p < 0 else depth[p] + 1
-        depth[j] = d
-        close_until(d)
+        d = depth[j] = 0 if p < 0 else depth[p] + 1
+        while open_blocks and open_blocks[-1] >= d:
+            lines.append("\t" * open_blocks.pop() + "}")
         ind = "\t" * d
-        off = " ".join(_FMT % v for v in offsets[j])
-        if p >= 0 and skeleton.kinds[j] == "end" and not children[j]:
-            lines += [f"{ind}End Site", f"{ind}{{", f"{ind}\tOFFSET {off}"]
-            stack_levels.append(d)
+        off = f"{ind}\tOFFSET " + " ".join(_FMT % v for v in offsets[j])
+        open_blocks.append(d)
+        if p >= 0 and skeleton.kinds[j] == "end" and not skeleton.children[j]:
+            lines += [f"{ind}End Site", f"{ind}{{", off]
             continue
-        lines += [
-            f"{ind}{'ROOT' if p < 0 else 'JOINT'} {skeleton.joint_names[j]}",
-            f"{ind}{{",
-            f"{ind}\tOFFSET {off}",
-        ]
-        angles = euler[:, j] if skeleton.kinds[j] != "end" else np.zeros((T, 3))
+        lines += [f"{ind}{'ROOT' if p < 0 else 'JOINT'} {skeleton.joint_names[j]}", f"{ind}{{", off]
         if p < 0:
-            chans = pos_names + rot_names
-            columns += [rp.numpy() * scale, angles]
+            chans, cols = pos_names + rot_names, [root_pos.numpy() * scale, euler[:, j]]
         elif channels_per_joint == 6:
-            chans = pos_names + rot_names
-            columns += [np.broadcast_to(offsets[j], (T, 3)), angles]
+            chans, cols = pos_names + rot_names, [np.broadcast_to(offsets[j], (T, 3)), euler[:, j]]
         else:
-            chans = rot_names
-            columns.append(angles)
+            chans, cols = rot_names, [euler[:, j]]
         lines.append(f"{ind}\tCHANNELS {len(chans)} {' '.join(chans)}")
-        stack_levels.append(d)
-    close_until(0)
+        columns += cols
+    lines += ["\t" * d + "}" for d in reversed(open_blocks)]
     lines += ["MOTION", f"Frames: {T}", f"Frame Time: {_FMT % (1.0 / fps)}"]
-    data = np.concatenate(columns, axis=1)  # (T, C)
+    return lines, np.concatenate(columns, axis=1)  # (T, C)
 
-    target = os.fspath(path)
+
+def _atomic_write(target: str, header: list[str], data: np.ndarray) -> None:
+    """Write to a temporary file in the target's folder, then ``os.replace`` it over the target."""
     folder = os.path.dirname(os.path.abspath(target))
     tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write("\n".join(header) + "\n")
             np.savetxt(f, data, fmt=_FMT, delimiter=" ")
             f.flush()
             os.fsync(f.fileno())
@@ -755,7 +760,6 @@ def write_bvh(
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return order
 
 
 def write_motion_bvh(path: str | os.PathLike, motion: Motion, **kw) -> list[int]:
