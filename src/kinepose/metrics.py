@@ -53,9 +53,7 @@ def _pair(
     check_last_dims(tb, name_b, dims, what)
     check_same_shape(ta, tb, name_a, name_b)
     if ta.numel() == 0:
-        raise ShapeError(
-            f"{name_a}: empty input of shape {tuple(ta.shape)}; a metric needs at least one value"
-        )
+        raise ShapeError(f"{name_a}: empty input of shape {tuple(ta.shape)}; a metric needs at least one value")
     check_finite(ta, name_a)
     check_finite(tb, name_b)
     dtype = torch.promote_types(ta.dtype, tb.dtype)
@@ -66,9 +64,7 @@ def _positions(pred: ArrayLike, target: ArrayLike) -> tuple[torch.Tensor, torch.
     return _pair(pred, target, "pred", "target", (None, 3), "joint positions (..., J, 3)")
 
 
-def _weights(
-    mask: ArrayLike | None, joints_shape: torch.Size, like: torch.Tensor, name: str
-) -> torch.Tensor | None:
+def _weights(mask: ArrayLike | None, joints_shape: torch.Size, like: torch.Tensor, name: str) -> torch.Tensor | None:
     """A ``(..., J)`` mask/weight array -> non-negative float weights of exactly ``joints_shape``."""
     if mask is None:
         return None
@@ -256,9 +252,7 @@ def _thresholds(values: ArrayLike, like: torch.Tensor, name: str) -> torch.Tenso
     return th.reshape(-1)
 
 
-def pck_3d(
-    pred: ArrayLike, target: ArrayLike, threshold: float = 0.15, mask: ArrayLike | None = None
-) -> torch.Tensor:
+def pck_3d(pred: ArrayLike, target: ArrayLike, threshold: float = 0.15, mask: ArrayLike | None = None) -> torch.Tensor:
     """3D PCK: fraction of joints whose error is strictly below ``threshold`` (MPI-INF-3DHP style).
 
     Args:
@@ -271,9 +265,7 @@ def pck_3d(
     p, t = _positions(pred, target)
     th = _thresholds(threshold, p, "threshold")
     if th.numel() != 1:
-        raise ShapeError(
-            f"threshold: expected a single value, got shape {tuple(th.shape)}; use auc_3d for a list"
-        )
+        raise ShapeError(f"threshold: expected a single value, got shape {tuple(th.shape)}; use auc_3d for a list")
     err = torch.linalg.vector_norm(p - t, dim=-1)
     return _masked_mean((err < th[0]).to(p.dtype), _weights(mask, p.shape[:-1], p, "mask"))
 

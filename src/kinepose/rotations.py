@@ -4,8 +4,9 @@ Conventions:
 
 - Quaternions are ``(w, x, y, z)``, real part first, in every public function here. Conversions to
   quaternions return them canonicalized to ``w >= 0``; algebra (:func:`quat_multiply`,
-  :func:`quat_about_axis`) does not flip signs, use :func:`quat_canonical` where needed. roma (and scipy) use ``(x, y, z, w)``; the conversion happens only at
-  this module's boundary (:func:`quat_to_xyzw`, :func:`quat_from_xyzw`).
+  :func:`quat_about_axis`) does not flip signs, use :func:`quat_canonical` where needed.
+  roma (and scipy) use ``(x, y, z, w)``; the conversion happens only at this module's boundary
+  (:func:`quat_to_xyzw`, :func:`quat_from_xyzw`).
 - Rotation matrices act on column vectors: ``p' = R @ p``.
 - 6D is Zhou et al. (CVPR 2019): the **first two columns** of the rotation matrix, concatenated,
   ``(R[:, 0], R[:, 1])`` -> shape ``(..., 6)``. It is mapped back by Gram-Schmidt.
