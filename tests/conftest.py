@@ -16,3 +16,13 @@ def dtype(request: pytest.FixtureRequest) -> torch.dtype:
 def gen() -> torch.Generator:
     """A CPU ``torch.Generator`` seeded with 0, fresh for every test (pass it as ``generator=``)."""
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The suite's tensors are small: one intra-op thread is faster than two on a 2-core machine and keeps
+    timings stable when another process is busy."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

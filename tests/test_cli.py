@@ -31,7 +31,7 @@ def test_evaluate_analytic_writes_json(tmp_path, capsys):
     "argv, msg",
     [
         (["evaluate", "analytic", "--clips", "walk,moonwalk"], "unknown DeepMimic clip 'moonwalk'"),
-        (["evaluate", "seed0"], "unknown model 'seed0'"),
+        (["evaluate", "seed0"], "'seed0' is neither 'analytic' nor an existing run folder"),
         (["evaluate", "analytic", "--noise-mm", "-1"], "--noise-mm must be >= 0"),
         (["skeleton", "octopus"], "unknown skeleton 'octopus'"),
     ],

@@ -8,13 +8,24 @@ from collections.abc import Sequence
 
 EPILOG = """\
 examples:
-  kinepose info                                  skeletons and bundled motion clips
-  kinepose skeleton humanoid                     a skeleton's joints, kinds, offsets
-  kinepose evaluate analytic                     analytic IK on the 5 held-out DeepMimic clips
-  kinepose evaluate analytic --noise-mm 10 --json out/analytic.json
+  kinepose train configs/humanoid_hybrid.yaml              train the default recipe, print the comparison
+  kinepose train configs/hand_hybrid.yaml trainer.max_epochs=5 --out runs/hand
+  kinepose evaluate runs/humanoid_hybrid --noise-mm 10     score a run on its held-out clips
+  kinepose evaluate analytic                               the closed-form IK on the 5 held-out clips
+  kinepose ik --model runs/humanoid_hybrid --input joints.npz --output rotations.bvh
+  kinepose info                                            skeletons and bundled motion clips
 
-Units: metres and radians in files; millimetres and degrees in printed tables.
-Quaternions are (w, x, y, z).
+file formats (kinepose ik):
+  input   .npz  array `joints` (T, J, 3) metres, optional `joint_names`, `fps`
+          .npy  (T, J, 3) or (J, 3) metres, joints in the skeleton's order
+          .csv  header <joint>_x,<joint>_y,<joint>_z,... (optional leading `frame`), one row per frame
+          .bvh  joint positions by the file's own FK (use --scale for centimetres: 0.01)
+  output  .npz  local_quat (T, J, 4) w,x,y,z, root_pos, joint_names, parents, observable, fps, joints
+          .bvh  any BVH consumer (Blender, MotionBuilder); ZXY rotation channels
+          .csv  frame, root_x.., <joint>_qw, _qx, _qy, _qz per joint
+          .json {"format": "kinepose-rotations", "local_quat": [...], "root_pos": [...], ...}
+
+Units: metres and radians in files; millimetres and degrees in printed tables. Quaternions are (w, x, y, z).
 """
 
 
@@ -46,24 +57,139 @@ def _cmd_skeleton(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import os
+
     from kinepose.data.deepmimic import load_deepmimic
     from kinepose.evaluation import analytic_solver, evaluate_solver, format_table, write_json
     from kinepose.skeletons import get_skeleton
 
-    if args.model != "analytic":
-        raise ValueError(f"evaluate: unknown model {args.model!r}; only 'analytic' is available so far")
     if args.noise_mm < 0:
         raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
-    clips = [c.strip() for c in args.clips.split(",") if c.strip()]
-    motions = [load_deepmimic(c) for c in clips]
-    report = evaluate_solver(
-        analytic_solver(get_skeleton("humanoid")), motions, "analytic IK", noise_mm=args.noise_mm, seed=args.seed
-    )
-    print(f"Analytic IK on DeepMimic clips {', '.join(clips)}; joint noise {args.noise_mm:g} mm (seed {args.seed})\n")
+    if args.model == "analytic":
+        clips = [c.strip() for c in (args.clips or ",".join(_default_eval_clips())).split(",") if c.strip()]
+        motions = [load_deepmimic(c) for c in clips]
+        solver, name = analytic_solver(get_skeleton("humanoid")), "analytic IK"
+        where = f"DeepMimic clips {', '.join(clips)}"
+    else:
+        if not os.path.exists(args.model):
+            raise ValueError(f"evaluate: {args.model!r} is neither 'analytic' nor an existing run folder or model file")
+        from kinepose.inference import load_model, model_solver
+        from kinepose.training import load_split
+
+        model = load_model(args.model)
+        cfg = _run_config(args.model)
+        if args.clips:
+            motions = [load_deepmimic(c.strip()) for c in args.clips.split(",") if c.strip()]
+        else:
+            motions = load_split(cfg)[2]
+        solver, name = model_solver(model), f"{model.family} ({cfg.get('name', os.path.basename(args.model))})"
+        where = f"{len(motions)} held-out clips"
+    report = evaluate_solver(solver, motions, name, noise_mm=args.noise_mm, seed=args.seed)
+    print(f"{name} on {where}; joint noise {args.noise_mm:g} mm (seed {args.seed})\n")
     print(format_table(report))
     if args.json:
         write_json(args.json, report.to_dict())
         print(f"\nwrote {args.json}")
+    return 0
+
+
+def _default_eval_clips() -> tuple[str, ...]:
+    from kinepose.data.deepmimic import DEFAULT_EVAL_CLIPS
+
+    return DEFAULT_EVAL_CLIPS
+
+
+def _run_config(path: str) -> dict:
+    """The resolved config of a run folder or of the run a model file belongs to."""
+    import os
+
+    import yaml
+
+    from kinepose.config import resolve_config
+
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    for cand in (os.path.join(folder, "config.yaml"), os.path.join(os.path.dirname(folder), "config.yaml")):
+        if os.path.exists(cand):
+            with open(cand) as f:
+                return yaml.safe_load(f)
+    return resolve_config()
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import os
+
+    from kinepose.config import resolve_config
+    from kinepose.data.deepmimic import load_deepmimic  # noqa: F401  (fail early if data is missing)
+    from kinepose.evaluation import (
+        analytic_solver,
+        evaluate_solver,
+        fitted_solver,
+        format_comparison,
+        write_json,
+    )
+    from kinepose.inference import model_solver
+    from kinepose.training import run_training, seconds_to_text
+
+    cfg = resolve_config(args.config, args.overrides)
+    if args.quiet:
+        cfg["trainer"]["progress_bar"] = False
+    run_dir = args.out or os.path.join("runs", cfg["name"])
+    result = run_training(cfg, run_dir)
+    from kinepose.training import load_split
+
+    test = load_split(cfg)[2]
+    sk = result.model.skeleton
+    reports = []
+    for noise in args.noise_levels:
+        reports.append(evaluate_solver(analytic_solver(sk), test, "analytic IK", noise_mm=noise))
+        reports.append(evaluate_solver(fitted_solver(sk), test, "analytic IK + least-squares fit", noise_mm=noise))
+        reports.append(
+            evaluate_solver(model_solver(result.model), test, f"{result.model.family} (this run)", noise_mm=noise)
+        )
+    write_json(os.path.join(run_dir, "eval.json"), {
+        "train_seconds": result.train_seconds, "epochs": result.epochs, "best_val_geo_deg": result.best_val_geo_deg,
+        "residual_selection": result.residual_selection, "reports": [r.to_dict() for r in reports],
+    })  # fmt: skip
+    print(f"\nTrained {cfg['name']} ({result.model.family}) in {seconds_to_text(result.train_seconds)}, "
+          f"{result.epochs} epochs; run folder {run_dir}\n")  # fmt: skip
+    print(f"Held-out clips ({len(test)}: {', '.join(m.name for m in test[:5])}{' ...' if len(test) > 5 else ''}):\n")
+    print(format_comparison(reports))
+    return 0
+
+
+def _cmd_ik(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from kinepose.data.io import load_joints, save_rotations
+    from kinepose.ik import analytic_ik, observable_mask
+    from kinepose.kinematics import forward_kinematics
+    from kinepose.skeletons import get_skeleton
+
+    if args.model == "analytic":
+        skeleton = get_skeleton(args.skeleton)
+        model = None
+    else:
+        from kinepose.inference import load_model
+
+        model = load_model(args.model)
+        skeleton = model.skeleton
+    data = load_joints(args.input, skeleton=skeleton, scale=args.scale)
+    joints = torch.as_tensor(data.joints)
+    fps = args.fps or data.fps or 30.0
+    if model is None:
+        result = analytic_ik(skeleton, joints)
+        quat, root = result.local_quat, result.root_pos
+    else:
+        from kinepose.inference import predict_clip
+
+        quat, root = predict_clip(model, joints.float(), progress=not args.quiet and len(joints) > 2048)
+        quat, root = quat.double(), root.double()
+    fk = forward_kinematics(skeleton, quat, root, check=False).positions
+    save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps,
+                   observable=observable_mask(skeleton), joints=fk.numpy())  # fmt: skip
+    err = 1000 * float(np.linalg.norm(fk.numpy() - data.joints, axis=-1).mean())
+    print(f"{args.input}: {len(joints)} frames -> {args.output} (FK of the output is {err:.2f} mm from the input)")
     return 0
 
 
@@ -86,16 +212,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_skeleton)
 
     p = sub.add_parser(
-        "evaluate",
-        help="score a rotation solver on held-out clips",
-        epilog="example: kinepose evaluate analytic --noise-mm 10 --json out/analytic.json",
+        "train",
+        help="train a model from a YAML recipe",
+        description="Train a model from a recipe (configs/*.yaml) with optional key=value overrides, then "
+        "print its side-by-side comparison with the analytic solvers on the held-out clips.",
+        epilog="example: kinepose train configs/humanoid_hybrid.yaml trainer.max_epochs=10 model.dim=128",
     )
-    p.add_argument("model", help="'analytic' (the closed-form IK)")
-    p.add_argument("--clips", default=",".join(DEFAULT_EVAL_CLIPS), help="comma-separated DeepMimic clip names")
+    p.add_argument("config", help="YAML recipe, e.g. configs/humanoid_hybrid.yaml")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as optim.lr=3e-4")
+    p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
+    p.add_argument("--noise-levels", type=float, nargs="+", default=[0.0, 10.0], help="noise (mm) of the final table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a run, a model file or the analytic solver on held-out clips",
+        epilog="examples: kinepose evaluate runs/humanoid_hybrid --noise-mm 10\n"
+        "          kinepose evaluate analytic --json out/analytic.json",
+    )
+    p.add_argument("model", help="'analytic', a run folder, a model.pt or a Lightning .ckpt")
+    p.add_argument(
+        "--clips", default=None, help=f"comma-separated DeepMimic clips (default {','.join(DEFAULT_EVAL_CLIPS)})"
+    )
     p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise, mm (default 0)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "ik",
+        help="joint positions in a file -> joint rotations in a file",
+        description="Solve joint rotations for every frame of a joints file with a trained model or the "
+        "analytic solver. Input: .npz/.npy/.csv/.bvh; output: .npz/.bvh/.csv/.json (see kinepose --help).",
+        epilog="example: kinepose ik --model runs/humanoid_hybrid --input walk.npz --output walk.bvh",
+    )
+    p.add_argument("--model", required=True, help="'analytic', a run folder, model.pt or .ckpt")
+    p.add_argument("--input", required=True, help="joints file (.npz, .npy, .csv, .bvh)")
+    p.add_argument("--output", required=True, help="rotations file (.npz, .bvh, .csv, .json)")
+    p.add_argument("--skeleton", default="humanoid", help="skeleton for --model analytic (default humanoid)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply input positions (e.g. 0.01 for cm)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate when the input has none (default 30)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_ik)
     return parser
 
 

@@ -21,7 +21,16 @@ from kinepose.ik import analytic_ik, observable_mask
 from kinepose.kinematics import forward_kinematics
 from kinepose.metrics import acceleration_error, geodesic_error, mpjpe
 
-__all__ = ["ClipResult", "EvalReport", "analytic_solver", "evaluate_solver", "format_table", "write_json"]
+__all__ = [
+    "ClipResult",
+    "EvalReport",
+    "analytic_solver",
+    "evaluate_solver",
+    "fitted_solver",
+    "format_comparison",
+    "format_table",
+    "write_json",
+]
 
 Solver = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -31,6 +40,17 @@ def analytic_solver(skeleton) -> Solver:
 
     def solve(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r = analytic_ik(skeleton, joints)
+        return r.local_quat, r.root_pos
+
+    return solve
+
+
+def fitted_solver(skeleton, iterations: int = 4) -> Solver:
+    """Analytic IK followed by least-squares skeleton fitting (:mod:`kinepose.fitting`)."""
+    from kinepose.fitting import fit_skeleton
+
+    def solve(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r = fit_skeleton(skeleton, joints.double(), iterations=iterations)
         return r.local_quat, r.root_pos
 
     return solve
@@ -173,6 +193,22 @@ def format_table(report: EvalReport, per_joint: bool = True) -> str:
         out += "|" + "---:|" * len(names) + "\n"
         out += "| " + " | ".join(f"{report.overall.per_joint_deg[n]:.2f}" for n in names) + " |"
     return out
+
+
+def format_comparison(reports: Sequence[EvalReport]) -> str:
+    """One Markdown row per (solver, noise) report, side by side."""
+    rows = [
+        "| solver | noise (mm) | MPJPE FK(out) (mm) | geodesic, all (deg) | observable (deg) | unobservable (deg) "
+        "| accel. error (mm/frame^2) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in reports:
+        o = r.overall
+        rows.append(
+            f"| {r.solver} | {r.noise_mm:g} | {o.mpjpe_mm:.2f} | {o.geo_deg:.2f} | {o.geo_observable_deg:.2f} "
+            f"| {o.geo_unobservable_deg:.2f} | {o.accel_mm:.2f} |"
+        )
+    return "\n".join(rows)
 
 
 def write_json(path: str, payload: dict) -> None:

@@ -1,0 +1,148 @@
+"""Run a trained model (or the analytic solver) over whole clips, and save/load models.
+
+A saved model (``model.pt``) is self-contained: family, constructor config, the skeleton's data and the
+weights (normalization statistics included), so ``load_model`` needs no config file or preset.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kinepose import __version__
+from kinepose._validation import as_tensor, check_finite, check_joints
+from kinepose.data.datasets import frame_windows
+from kinepose.errors import KineposeError
+from kinepose.models import PoseModel, create_model
+from kinepose.skeleton import Skeleton
+
+__all__ = ["load_model", "model_solver", "predict_clip", "save_model", "skeleton_from_dict", "skeleton_to_dict"]
+
+FORMAT = "kinepose-model"
+
+
+def skeleton_to_dict(skeleton: Skeleton) -> dict:
+    return {
+        "name": skeleton.name,
+        "joint_names": list(skeleton.joint_names),
+        "parents": list(skeleton.parents),
+        "offsets": np.asarray(skeleton.offsets).tolist(),
+        "kinds": list(skeleton.kinds),
+        "hinge_axes": np.asarray(skeleton.hinge_axes).tolist(),
+        "limits": np.asarray(skeleton.limits).tolist(),
+        "left_right": [list(p) for p in skeleton.left_right],
+        "lateral_axis": skeleton.lateral_axis,
+    }
+
+
+def skeleton_from_dict(d: dict) -> Skeleton:
+    from kinepose.skeletons import get_skeleton, list_skeletons
+
+    sk = Skeleton(**{**d, "left_right": [tuple(p) for p in d["left_right"]]})
+    if d["name"] in list_skeletons():  # share the preset object (and its caches) when it is the same
+        preset = get_skeleton(d["name"])
+        if preset.joint_names == sk.joint_names and np.allclose(preset.offsets, sk.offsets):
+            return preset
+    return sk
+
+
+def save_model(path: str, model: PoseModel, extra: dict | None = None) -> None:
+    """Write ``model`` to ``path`` atomically."""
+    payload = {
+        "format": FORMAT,
+        "kinepose_version": __version__,
+        "family": model.family,
+        "config": model.config(),
+        "skeleton": skeleton_to_dict(model.skeleton),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load_model(path: str) -> PoseModel:
+    """Load a model from ``model.pt``, a run folder holding one, or a Lightning checkpoint (``.ckpt``)."""
+    if os.path.isdir(path):
+        cand = os.path.join(path, "model.pt")
+        if not os.path.exists(cand):
+            raise KineposeError(f"{path}: not a run folder (no model.pt inside)")
+        path = cand
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise KineposeError(f"{path}: cannot load model ({exc})") from exc
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        skeleton = skeleton_from_dict(payload["skeleton"])
+        model = create_model(payload["family"], skeleton, **payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    elif isinstance(payload, dict) and "hyper_parameters" in payload and "cfg" in payload["hyper_parameters"]:
+        from kinepose.training import IKTask  # Lightning checkpoint of a kinepose run
+
+        task = IKTask(payload["hyper_parameters"]["cfg"])
+        task.load_state_dict(payload["state_dict"])
+        model = task.model
+    else:
+        raise KineposeError(f"{path}: not a kinepose model (expected model.pt from `kinepose train` or a .ckpt)")
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_clip(
+    model: PoseModel,
+    joints: torch.Tensor,
+    visibility: torch.Tensor | None = None,
+    batch_size: int = 512,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotations of every frame of a clip.
+
+    Args:
+        model: a trained model (put in eval mode).
+        joints: (T, J, 3) positions, metres.
+        visibility: optional (T, J) mask.
+        batch_size: frames per forward pass.
+        progress: show a progress bar.
+
+    Returns:
+        ``local_quat`` (T, J, 4) and ``root_pos`` (T, 3), float32. Windows at the clip's edges repeat its
+        first or last frame.
+    """
+    joints = as_tensor(joints, "joints", torch.float32)
+    check_joints(joints, "joints", model.num_joints, model.skeleton.name)
+    check_finite(joints, "joints")
+    if joints.dim() != 3:
+        raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
+    model.eval()
+    windows = frame_windows(joints, model.window, model.target_index)  # (T, W, J, 3)
+    vis = None if visibility is None else frame_windows(visibility.float(), model.window, model.target_index)
+    quats, roots = [], []
+    starts = range(0, windows.shape[0], batch_size)
+    for s in tqdm(starts, desc="frames", unit="batch", disable=not progress, leave=False):
+        out = model(windows[s : s + batch_size], None if vis is None else vis[s : s + batch_size])
+        quats.append(out.local_quat)
+        roots.append(out.root_pos)
+    return torch.cat(quats), torch.cat(roots)
+
+
+def model_solver(model: PoseModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """A trained model as a solver for :func:`kinepose.evaluation.evaluate_solver`."""
+
+    def solve(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return predict_clip(model, joints.float())
+
+    return solve

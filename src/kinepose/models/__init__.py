@@ -1,0 +1,56 @@
+"""Model registry: ``create_model(name, skeleton, **config)``, ``list_models()``.
+
+Families register themselves with :func:`register_model`; importing this package imports them all.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from kinepose.errors import KineposeError
+from kinepose.models.base import ModelOutput, PoseModel, scatter_rotations
+from kinepose.skeleton import Skeleton
+
+__all__ = ["ModelOutput", "PoseModel", "create_model", "list_models", "register_model", "scatter_rotations"]
+
+_REGISTRY: dict[str, type[PoseModel]] = {}
+
+
+def register_model(name: str) -> Callable[[type[PoseModel]], type[PoseModel]]:
+    """Class decorator adding a :class:`PoseModel` subclass to the registry under ``name``."""
+
+    def deco(cls: type[PoseModel]) -> type[PoseModel]:
+        if name in _REGISTRY:
+            raise KineposeError(f"model {name!r} registered twice")
+        cls.family = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`create_model`."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, skeleton: Skeleton, **config) -> PoseModel:
+    """Build model family ``name`` for ``skeleton``; unknown names or config keys raise a clear error."""
+    if name not in _REGISTRY:
+        raise KineposeError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    cls = _REGISTRY[name]
+    params = inspect.signature(cls.__init__).parameters
+    allowed = [p for p in params if p not in ("self", "skeleton")]
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {', '.join(allowed)}")
+    model = cls(skeleton, **config)
+    bound = inspect.signature(cls.__init__).bind(None, skeleton, **config)
+    bound.apply_defaults()
+    model._config = {k: v for k, v in bound.arguments.items() if k not in ("self", "skeleton")}
+    return model
+
+
+# Families register on import.
+from kinepose.models import hybrid, iknet, seed0, sequence  # noqa: E402, F401

@@ -1,0 +1,163 @@
+"""Hybrid IK: geometry for what joint positions determine, a network for the rest.
+
+1. An encoder (an MLP for one frame; a Transformer, LSTM or GRU over a window of frames) reads the
+   standardized joints, their visibility and how far each bone's length is from the skeleton's.
+2. A denoising head adds a correction to the target frame's joints (zero at initialization).
+3. Geometry solves the denoised joints: analytic IK, then ``fit_iterations`` Levenberg-Marquardt steps
+   of least-squares skeleton fitting (:func:`kinepose.fitting.fit_skeleton`). No gradient flows
+   through this step; the denoiser learns from its own position loss.
+4. A residual head rotates each rotated joint away from the geometric solution (zero at
+   initialization). It predicts what positions cannot say: joints without a child point (neck, ankles),
+   the twist of straight limbs, pose priors under noise. ``residual_mask`` (a buffer, set from
+   validation data after training by :func:`kinepose.training.select_residual_joints`) switches it off
+   for joints where it does not help, so those keep the geometric answer.
+
+With clean joints the geometry alone is exact, so the output's forward kinematics reproduces the input.
+"""
+
+from __future__ import annotations
+
+import roma
+import torch
+from torch import nn
+
+from kinepose.errors import KineposeError
+from kinepose.fitting import fit_skeleton
+from kinepose.models import register_model
+from kinepose.models.base import ModelOutput, PoseModel, scatter_rotations
+from kinepose.models.layers import AttentionEncoder, check_choice, check_positive, dense_block, make_rnn
+from kinepose.rotations import matrix_to_quat, matrix_to_sixd, quat_to_matrix
+from kinepose.skeleton import Skeleton
+
+__all__ = ["HybridIK"]
+
+ENCODERS = ("mlp", "transformer", "lstm", "gru")
+
+
+@register_model("hybrid")
+class HybridIK(PoseModel):
+    """Analytic/least-squares IK plus learned denoising and residual rotations.
+
+    Args:
+        skeleton: the skeleton.
+        window: input frames (1: single-frame model with an MLP encoder).
+        causal: for windows, predict the last frame (real time) instead of the centre one.
+        encoder: ``mlp`` (window 1), ``transformer``, ``lstm`` or ``gru`` (windows).
+        dim: feature size.
+        layers: MLP blocks, attention blocks or recurrent layers.
+        heads: attention heads (``transformer``).
+        dropout: dropout probability.
+        denoise: learn a correction of the joints before the geometry.
+        residual: learn residual rotations after the geometry.
+        fit_iterations: Levenberg-Marquardt steps after analytic IK (0 = analytic IK only).
+    """
+
+    def __init__(
+        self,
+        skeleton: Skeleton,
+        window: int = 1,
+        causal: bool = True,
+        encoder: str = "mlp",
+        dim: int = 256,
+        layers: int = 3,
+        heads: int = 4,
+        dropout: float = 0.1,
+        denoise: bool = True,
+        residual: bool = True,
+        fit_iterations: int = 4,
+    ) -> None:
+        super().__init__(skeleton, window=window, causal=causal)
+        check_choice("encoder", encoder, ENCODERS)
+        check_positive(dim=dim, layers=layers)
+        if encoder == "mlp" and window != 1:
+            raise KineposeError(
+                f"hybrid: encoder 'mlp' reads one frame; use transformer, lstm or gru for window {window}"
+            )
+        J, R = skeleton.num_joints, len(skeleton.rotated_joints)
+        self.encoder_kind, self.fit_iterations = encoder, int(fit_iterations)
+        self.use_denoise, self.use_residual = bool(denoise), bool(residual)
+        self.register_buffer("rest_lengths", torch.tensor(skeleton.bone_lengths(), dtype=torch.float32).clamp_min(1e-3))
+        in_features = J * 3 + J + J  # positions, visibility, bone-length deviations
+        if encoder == "mlp":
+            blocks = [dense_block(in_features, dim, dropout, norm=True)]
+            blocks += [dense_block(dim, dim, dropout, norm=True) for _ in range(layers - 1)]
+            self.encoder = nn.Sequential(*blocks)
+        else:
+            self.embed = nn.Linear(in_features, dim)
+            self.pos_embedding = nn.Parameter(0.02 * torch.randn(self.window, dim))
+            if encoder == "transformer":
+                self.encoder = AttentionEncoder(dim, layers, heads, dropout)
+            else:
+                self.encoder = make_rnn(encoder, dim, layers, bidirectional=not self.causal, dropout=dropout)
+        if self.use_denoise:
+            self.denoise_head = nn.Linear(dim, J * 3)
+            nn.init.zeros_(self.denoise_head.weight)
+            nn.init.zeros_(self.denoise_head.bias)
+        if self.use_residual:
+            self.residual_mlp = dense_block(dim + R * 6, dim, dropout)
+            self.residual_out = nn.Linear(dim, R * 3)
+            nn.init.zeros_(self.residual_out.weight)
+            nn.init.zeros_(self.residual_out.bias)
+        self.register_buffer("residual_mask", torch.ones(R))
+
+    def frame_features(self, joints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, J, 3) -> (B, T, 3J + J + J) standardized positions, visibility, bone-length deviations."""
+        x = self.normalize(joints, visibility)  # (B, T, J, 3)
+        B, T, J = x.shape[:3]
+        vis = joints.new_ones(B, T, J) if visibility is None else visibility.to(x.dtype)
+        parents = torch.tensor([max(p, 0) for p in self.skeleton.parents], device=joints.device)
+        lengths = (joints - joints[..., parents, :]).norm(dim=-1)  # (B, T, J), 0 for the root
+        dev = 10.0 * (lengths / self.rest_lengths - 1.0) * vis * vis[..., parents]
+        dev[..., 0] = 0.0
+        return torch.cat([x.reshape(B, T, J * 3), vis, dev], dim=-1)
+
+    def encode(self, joints: torch.Tensor, visibility: torch.Tensor | None) -> tuple[torch.Tensor, list | None]:
+        f = self.frame_features(joints, visibility)  # (B, T, F)
+        if self.encoder_kind == "mlp":
+            return self.encoder(f[:, 0]), None  # (B, dim)
+        h = self.embed(f) + self.pos_embedding  # (B, T, dim)
+        if self.encoder_kind == "transformer":
+            h, attention = self.encoder(h)
+            return h[:, self.target_index], attention
+        h, _ = self.encoder(h)
+        return h[:, self.target_index], None
+
+    def forward(self, joints: torch.Tensor, visibility: torch.Tensor | None = None) -> ModelOutput:
+        """Args:
+            joints: (B, window, J, 3) positions, metres.
+            visibility: optional (B, window, J) mask.
+
+        Returns:
+            :class:`ModelOutput` with rotations, root position, denoised ``joints`` (B, J, 3) and
+            ``aux['geometric_quat']``, the geometric solution before the residual.
+        """
+        self.check_input(joints, visibility)
+        h, attention = self.encode(joints, visibility)
+        target = joints[:, self.target_index]  # (B, J, 3)
+        if self.use_denoise:
+            delta = self.denoise_head(h).reshape(target.shape) * self.std  # (B, J, 3) metres
+            denoised = target + delta
+        else:
+            denoised = target
+        weights = None if visibility is None else visibility[:, self.target_index]
+        with torch.no_grad():
+            geo = fit_skeleton(self.skeleton, denoised.detach().double(), iterations=self.fit_iterations,
+                               weights=None if weights is None else weights.double())  # fmt: skip
+        base = quat_to_matrix(geo.local_quat.to(joints.dtype))  # (B, J, 3, 3)
+        rot_idx = list(self.skeleton.rotated_joints)
+        base_rot = base[:, rot_idx]  # (B, R, 3, 3)
+        if self.use_residual:
+            feats = torch.cat([h, matrix_to_sixd(base_rot).flatten(1)], dim=-1)  # (B, dim + 6R)
+            aa = self.residual_out(self.residual_mlp(feats)).reshape(-1, len(rot_idx), 3)  # (B, R, 3)
+            aa = aa * self.residual_mask[:, None]
+            rot = base_rot @ roma.rotvec_to_rotmat(aa)
+        else:
+            rot = base_rot
+        local = scatter_rotations(self.skeleton, matrix_to_quat(rot))
+        return ModelOutput(
+            local_quat=local,
+            root_pos=geo.root_pos.to(joints.dtype),
+            joints=denoised,
+            attention=attention,
+            aux={"geometric_quat": geo.local_quat.to(joints.dtype)},
+        )
