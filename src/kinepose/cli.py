@@ -135,6 +135,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         cfg["trainer"]["progress_bar"] = False
     run_dir = args.out or os.path.join("runs", cfg["name"])
     result = run_training(cfg, run_dir)
+    if not result.is_global_zero:
+        return 0  # other DDP processes: rank 0 evaluates and prints
     from kinepose.training import load_split
 
     test = load_split(cfg)[2]
@@ -260,7 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may follow options: `kinepose train cfg.yaml --quiet a.b=1`
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # KineposeError is a ValueError

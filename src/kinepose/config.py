@@ -94,8 +94,18 @@ def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
             merged.update(value)
             out[key] = merged
         else:
-            out[key] = value
+            out[key] = _coerce(value, base.get(key), f"{source}: config key '{path}'")
     return out
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """YAML 1.1 reads ``3e-4`` as a string: turn numeric strings into numbers where the default is one."""
+    if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
+        try:
+            return float(value) if isinstance(default, float) or not value.lstrip("+-").isdigit() else int(value)
+        except ValueError:
+            raise KineposeError(f"{where} must be a number, got {value!r}") from None
+    return value
 
 
 def parse_overrides(overrides: Sequence[str]) -> dict:
@@ -111,6 +121,11 @@ def parse_overrides(overrides: Sequence[str]) -> dict:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
             raise KineposeError(f"override {item!r}: cannot parse value ({exc})") from exc
+        if isinstance(value, str):
+            try:
+                value = float(value)  # '3e-4': YAML 1.1 keeps it a string
+            except ValueError:
+                pass
         node = out
         parts = key.split(".")
         for part in parts[:-1]:

@@ -211,14 +211,25 @@ def format_comparison(reports: Sequence[EvalReport]) -> str:
     return "\n".join(rows)
 
 
+def _finite(obj):
+    """NaN and infinities become null: strict JSON that every reader accepts."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str, payload: dict) -> None:
-    """Write JSON atomically (temporary file in the same folder, then rename)."""
+    """Write strict JSON (NaN as null) atomically (temporary file in the same folder, then rename)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
+            json.dump(_finite(payload), f, indent=2, allow_nan=False)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

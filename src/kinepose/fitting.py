@@ -10,6 +10,8 @@ the initial solution gives them. Hinges keep one degree of freedom.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import roma
 import torch
 
@@ -19,7 +21,64 @@ from kinepose.kinematics import forward_kinematics_matrix
 from kinepose.rotations import matrix_to_quat, quat_identity, quat_to_matrix
 from kinepose.skeleton import Skeleton
 
-__all__ = ["fit_skeleton"]
+__all__ = ["PosePrior", "estimate_noise_std", "fit_skeleton"]
+
+
+@dataclass
+class PosePrior:
+    """Independent Gaussians on each joint's local rotation vector (axis * angle, radians).
+
+    Attributes:
+        mean: (J, 3) mean rotation vectors.
+        std: (J, 3) standard deviations (floored, so no degree of freedom is frozen).
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def from_rotations(cls, local_quat: torch.Tensor, min_std: float = 0.05) -> PosePrior:
+        """Estimate from (N, J, 4) w,x,y,z local rotations (e.g. every frame of the training clips)."""
+        rv = roma.rotmat_to_rotvec(quat_to_matrix(local_quat.double()))  # (N, J, 3)
+        return cls(rv.mean(0), rv.std(0).clamp_min(min_std))
+
+
+def estimate_noise_std(skeleton: Skeleton, joints: torch.Tensor) -> torch.Tensor:
+    """(..., J, 3) joints -> (...,) noise std estimate (metres) from bone lengths: with i.i.d. Gaussian
+    noise of std s per coordinate, a bone's length deviates from its rest length with std ~ s * sqrt(2)."""
+    parents = torch.tensor([max(p, 0) for p in skeleton.parents])
+    lengths = (joints - joints[..., parents, :]).norm(dim=-1)[..., 1:]  # (..., J - 1)
+    rest = skeleton.offsets_tensor(joints.dtype, joints.device).norm(dim=-1)[1:]
+    return ((lengths - rest).square().mean(-1) / 2.0).sqrt()
+
+
+def _prior_rows(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor):
+    """Per parameter (after the 3 translations): residual (N, P - 3) and std (P - 3,) of the prior."""
+    rv = roma.rotmat_to_rotvec(L)  # (N, J, 3)
+    mean, std = prior.mean.to(L.dtype), prior.std.to(L.dtype)
+    res, sd = [], []
+    for j, kind, _ in layout:
+        if kind == "ball":
+            res.append(rv[:, j] - mean[j])
+            sd.append(std[j])
+        else:
+            a = axes[j]
+            res.append(((rv[:, j] - mean[j]) * a).sum(-1, keepdim=True))
+            sd.append((std[j] * a.abs()).sum().reshape(1))
+    return torch.cat(res, -1), torch.cat(sd)
+
+
+def _prior_cost(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    res, sd = _prior_rows(prior, L, layout, axes)
+    return sigma**2 * (res / sd).square().sum(-1)
+
+
+def _prior_terms(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor, sigma: torch.Tensor):
+    """Diagonal (N, P) and gradient (N, P) contributions, with the rotation-vector Jacobian taken as I."""
+    res, sd = _prior_rows(prior, L, layout, axes)
+    w2 = (sigma[:, None] / sd) ** 2  # (N, P - 3)
+    zero = torch.zeros(L.shape[0], 3, dtype=L.dtype)
+    return torch.cat([zero, w2], -1), torch.cat([zero, w2 * res], -1)
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
@@ -65,6 +124,8 @@ def fit_skeleton(
     init: IKResult | None = None,
     iterations: int = 8,
     weights: torch.Tensor | None = None,
+    prior: PosePrior | None = None,
+    noise_std: torch.Tensor | float | None = None,
 ) -> IKResult:
     """Fit the skeleton's rotations and root position to (noisy) joint positions.
 
@@ -74,6 +135,10 @@ def fit_skeleton(
         init: starting solution; by default :func:`kinepose.ik.analytic_ik` of ``joints``.
         iterations: Levenberg-Marquardt steps (each a batched linear solve per frame).
         weights: optional (..., J) non-negative weights of the joints (e.g. a visibility mask).
+        prior: optional Gaussian pose prior; the fit then maximizes the posterior
+            ``|FK - x|^2 / noise^2 + |(rotvec - mean) / std|^2`` instead of the likelihood alone.
+        noise_std: joint noise standard deviation (metres) weighing the prior: a float or (...,) per
+            frame; default :func:`estimate_noise_std` (zero, so no prior, for exactly consistent joints).
 
     Returns:
         An :class:`IKResult` with the fitted ``local_quat``, ``root_pos`` and ``global_rotmat``;
@@ -124,21 +189,38 @@ def fit_skeleton(
         Jm = torch.cat([trans, rot_cols], dim=-1)  # (N, J, 3, P)
         return Jm.reshape(N, J * 3, -1) * sw[..., None]
 
+    sigma = None
+    if prior is not None:
+        if noise_std is None:
+            sigma = estimate_noise_std(skeleton, x)
+        else:
+            sigma = torch.as_tensor(noise_std, dtype=dtype).expand(*batch).reshape(N)
+
+    def cost(fk_out, Lc) -> torch.Tensor:
+        c = ((fk_out.positions - x).square().sum(-1) * w).sum(-1)  # (N,)
+        if prior is not None:
+            c = c + _prior_cost(prior, Lc, layout, axes, sigma)
+        return c
+
     lam = torch.full((N,), 1e-3, dtype=dtype)
     fk = forward_kinematics_matrix(skeleton, L, root, off)
-    current = ((fk.positions - x).square().sum(-1) * w).sum(-1)  # (N,)
+    current = cost(fk, L)
     for _ in range(iterations):
         r = (fk.positions - x).reshape(N, -1) * sw  # (N, 3J)
         Jm = jacobian(fk.positions, fk.global_rotmat)
         JtJ = Jm.transpose(1, 2) @ Jm
         g = Jm.transpose(1, 2) @ r[..., None]
+        if prior is not None:
+            pd, pr = _prior_terms(prior, L, layout, axes, sigma)
+            JtJ = JtJ + torch.diag_embed(pd)
+            g = g + pr[..., None]
         diag = torch.diagonal(JtJ, dim1=1, dim2=2)
         A = JtJ + torch.diag_embed(lam[:, None] * diag + 1e-9)
         step = -torch.linalg.solve(A, g)[..., 0]  # (N, P)
         L_new = apply(L, step)
         root_new = root + step[:, :3]
         fk_new = forward_kinematics_matrix(skeleton, L_new, root_new, off)
-        new = ((fk_new.positions - x).square().sum(-1) * w).sum(-1)
+        new = cost(fk_new, L_new)
         better = new < current
         L = torch.where(better[:, None, None, None], L_new, L)
         root = torch.where(better[:, None], root_new, root)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 
 import lightning as L
-import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader
@@ -32,7 +31,16 @@ from kinepose.models import PoseModel, create_model
 from kinepose.rotations import quat_to_matrix
 from kinepose.skeletons import get_skeleton
 
-__all__ = ["IKTask", "MotionDataModule", "RunResult", "load_split", "run_training", "select_residual_joints"]
+__all__ = [
+    "IKTask",
+    "MotionDataModule",
+    "RunResult",
+    "load_split",
+    "run_training",
+    "seconds_to_text",
+    "select_residual_joints",
+    "training_pose_prior",
+]
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -182,6 +190,18 @@ class IKTask(L.LightningModule):
 # ------------------------------------------------------------------------------------------------ selection
 
 
+def training_pose_prior(clips: list[Motion], mirror: bool = True):
+    """Gaussian pose prior of the training clips' rotations (with their mirror images if ``mirror``)."""
+    from kinepose.data.transforms import mirror_rotations
+    from kinepose.fitting import PosePrior
+
+    q = torch.cat([m.local_quat for m in clips])
+    sk = clips[0].skeleton
+    if mirror and sk.left_right:
+        q = torch.cat([q, mirror_rotations(sk, q)])
+    return PosePrior.from_rotations(q)
+
+
 @torch.no_grad()
 def select_residual_joints(model: PoseModel, clips: list[Motion], noise_mm: tuple[float, ...] = (0.0, 10.0)) -> dict:
     """For hybrid models: keep the learned residual only on joints where it beats the geometric solution
@@ -225,6 +245,7 @@ class RunResult:
     best_val_geo_deg: float
     epochs: int
     residual_selection: dict
+    is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
 
 def _loggers(cfg: dict, run_dir: str) -> list:
@@ -266,6 +287,8 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
     dm = MotionDataModule(cfg, task.model.window, task.model.target_index)
     mean, std = normalization_stats(dm.train_set, task.augment, seed=int(cfg["seed"]))
     task.model.set_normalization(mean, std)
+    if hasattr(task.model, "set_pose_prior"):
+        task.model.set_pose_prior(training_pose_prior(dm.train_clips, mirror=task.augment.mirror))
 
     callbacks = [EarlyStopping(monitor="val/geo_deg", mode="min", patience=int(tr["patience"]))]
     ckpt = None
@@ -301,12 +324,8 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
         save_model(os.path.join(run_dir, "model.pt"), model,
                    extra={"config": cfg, "train_seconds": seconds, "epochs": trainer.current_epoch,
                           "residual_selection": selection, "best_val_geo_deg": best_geo})  # fmt: skip
-    return RunResult(run_dir, model, seconds, best_geo, int(trainer.current_epoch), selection)
+    return RunResult(run_dir, model, seconds, best_geo, int(trainer.current_epoch), selection, trainer.is_global_zero)
 
 
 def seconds_to_text(s: float) -> str:
     return f"{s / 60:.1f} min" if s >= 90 else f"{s:.0f} s"
-
-
-def array_summary(x: np.ndarray) -> str:  # pragma: no cover - debugging aid
-    return f"shape {x.shape} min {x.min():.3g} max {x.max():.3g}"

@@ -2,10 +2,14 @@
 
 1. An encoder (an MLP for one frame; a Transformer, LSTM or GRU over a window of frames) reads the
    standardized joints, their visibility and how far each bone's length is from the skeleton's.
-2. A denoising head adds a correction to the target frame's joints (zero at initialization).
+2. A denoising head adds a correction to the target frame's joints (zero at initialization), scaled by
+   a gate ``s / (s + noise_scale)`` where ``s`` is the frame's RMS bone-length deviation from the
+   skeleton: joints that fit the skeleton exactly carry no measurable noise and pass unchanged.
 3. Geometry solves the denoised joints: analytic IK, then ``fit_iterations`` Levenberg-Marquardt steps
-   of least-squares skeleton fitting (:func:`kinepose.fitting.fit_skeleton`). No gradient flows
-   through this step; the denoiser learns from its own position loss.
+   of skeleton fitting (:func:`kinepose.fitting.fit_skeleton`), maximum a posteriori under a Gaussian
+   pose prior learned from the training rotations (:meth:`HybridIK.set_pose_prior`), weighted by the
+   noise level the frame's bone lengths reveal (none for clean joints). No gradient flows through this
+   step; the denoiser learns from its own position loss.
 4. A residual head rotates each rotated joint away from the geometric solution (zero at
    initialization). It predicts what positions cannot say: joints without a child point (neck, ankles),
    the twist of straight limbs, pose priors under noise. ``residual_mask`` (a buffer, set from
@@ -22,7 +26,7 @@ import torch
 from torch import nn
 
 from kinepose.errors import KineposeError
-from kinepose.fitting import fit_skeleton
+from kinepose.fitting import PosePrior, fit_skeleton
 from kinepose.models import register_model
 from kinepose.models.base import ModelOutput, PoseModel, scatter_rotations
 from kinepose.models.layers import AttentionEncoder, check_choice, check_positive, dense_block, make_rnn
@@ -50,6 +54,11 @@ class HybridIK(PoseModel):
         denoise: learn a correction of the joints before the geometry.
         residual: learn residual rotations after the geometry.
         fit_iterations: Levenberg-Marquardt steps after analytic IK (0 = analytic IK only).
+        noise_scale: metres; the denoising gate is half open at this RMS bone-length deviation.
+        denoiser: ``offset`` (a correction added to the target frame) or, for windows, ``filter``: each
+            joint becomes a weighted sum of its own positions over the window, weights predicted per
+            joint and frame and constrained to sum to 1 (an adaptive linear filter; it can smooth and,
+            for causal windows, extrapolate without lag). Starts as the identity.
     """
 
     def __init__(
@@ -65,16 +74,22 @@ class HybridIK(PoseModel):
         denoise: bool = True,
         residual: bool = True,
         fit_iterations: int = 4,
+        noise_scale: float = 0.002,
+        denoiser: str = "offset",
     ) -> None:
         super().__init__(skeleton, window=window, causal=causal)
         check_choice("encoder", encoder, ENCODERS)
+        check_choice("denoiser", denoiser, ("offset", "filter"))
+        if denoiser == "filter" and window == 1:
+            raise KineposeError("hybrid: denoiser 'filter' needs a window of several frames")
+        self.denoiser_kind = denoiser
         check_positive(dim=dim, layers=layers)
         if encoder == "mlp" and window != 1:
             raise KineposeError(
                 f"hybrid: encoder 'mlp' reads one frame; use transformer, lstm or gru for window {window}"
             )
         J, R = skeleton.num_joints, len(skeleton.rotated_joints)
-        self.encoder_kind, self.fit_iterations = encoder, int(fit_iterations)
+        self.encoder_kind, self.fit_iterations, self.noise_scale = encoder, int(fit_iterations), float(noise_scale)
         self.use_denoise, self.use_residual = bool(denoise), bool(residual)
         self.register_buffer("rest_lengths", torch.tensor(skeleton.bone_lengths(), dtype=torch.float32).clamp_min(1e-3))
         in_features = J * 3 + J + J  # positions, visibility, bone-length deviations
@@ -90,7 +105,7 @@ class HybridIK(PoseModel):
             else:
                 self.encoder = make_rnn(encoder, dim, layers, bidirectional=not self.causal, dropout=dropout)
         if self.use_denoise:
-            self.denoise_head = nn.Linear(dim, J * 3)
+            self.denoise_head = nn.Linear(dim, J * 3 if denoiser == "offset" else J * self.window)
             nn.init.zeros_(self.denoise_head.weight)
             nn.init.zeros_(self.denoise_head.bias)
         if self.use_residual:
@@ -99,6 +114,23 @@ class HybridIK(PoseModel):
             nn.init.zeros_(self.residual_out.weight)
             nn.init.zeros_(self.residual_out.bias)
         self.register_buffer("residual_mask", torch.ones(R))
+        self.register_buffer("prior_mean", torch.zeros(J, 3))
+        self.register_buffer("prior_std", torch.zeros(J, 3))  # all zero: no prior set
+
+    @torch.no_grad()
+    def set_pose_prior(self, prior: PosePrior | None) -> None:
+        """Use ``prior`` (estimated from training rotations) in the skeleton fit; ``None`` removes it."""
+        if prior is None:
+            self.prior_std.zero_()
+            return
+        self.prior_mean.copy_(prior.mean.to(self.prior_mean.dtype))
+        self.prior_std.copy_(prior.std.to(self.prior_std.dtype))
+
+    @property
+    def pose_prior(self) -> PosePrior | None:
+        if not bool((self.prior_std > 0).any()):
+            return None
+        return PosePrior(self.prior_mean.double(), self.prior_std.double())
 
     def frame_features(self, joints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, T, J, 3) -> (B, T, 3J + J + J) standardized positions, visibility, bone-length deviations."""
@@ -110,6 +142,16 @@ class HybridIK(PoseModel):
         dev = 10.0 * (lengths / self.rest_lengths - 1.0) * vis * vis[..., parents]
         dev[..., 0] = 0.0
         return torch.cat([x.reshape(B, T, J * 3), vis, dev], dim=-1)
+
+    def noise_gate(self, target: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
+        """(B, J, 3) joints -> (B,) gate in [0, 1) from the RMS deviation of bone lengths from the skeleton's."""
+        parents = torch.tensor([max(p, 0) for p in self.skeleton.parents], device=target.device)
+        dev = (target - target[:, parents]).norm(dim=-1)[:, 1:] - self.rest_lengths[1:]  # (B, J - 1)
+        if visibility is not None:
+            vis = visibility[:, self.target_index]
+            dev = dev * vis[:, 1:] * vis[:, parents[1:]]
+        s = dev.square().mean(-1).sqrt()
+        return s / (s + self.noise_scale)
 
     def encode(self, joints: torch.Tensor, visibility: torch.Tensor | None) -> tuple[torch.Tensor, list | None]:
         f = self.frame_features(joints, visibility)  # (B, T, F)
@@ -135,14 +177,26 @@ class HybridIK(PoseModel):
         h, attention = self.encode(joints, visibility)
         target = joints[:, self.target_index]  # (B, J, 3)
         if self.use_denoise:
-            delta = self.denoise_head(h).reshape(target.shape) * self.std  # (B, J, 3) metres
-            denoised = target + delta
+            gate = self.noise_gate(target, visibility)[:, None, None]  # (B, 1, 1)
+            if self.denoiser_kind == "offset":
+                delta = self.denoise_head(h).reshape(target.shape) * self.std  # (B, J, 3) metres
+            else:
+                B, W, J = joints.shape[:3]
+                w = self.denoise_head(h).reshape(B, J, W)  # (B, J, W)
+                if visibility is None:
+                    w = w - w.mean(-1, keepdim=True)  # sums to 0: target + delta is a filter summing to 1
+                else:  # hidden frames of a joint get no weight; the visible ones still sum to 0
+                    vis = visibility.transpose(1, 2).to(w.dtype)  # (B, J, W)
+                    w = (w - (w * vis).sum(-1, keepdim=True) / vis.sum(-1, keepdim=True).clamp_min(1)) * vis
+                delta = torch.einsum("bjw,bwjc->bjc", w, joints)  # (B, J, 3) = filtered - target
+            denoised = target + gate * delta
         else:
             denoised = target
         weights = None if visibility is None else visibility[:, self.target_index]
         with torch.no_grad():
             geo = fit_skeleton(self.skeleton, denoised.detach().double(), iterations=self.fit_iterations,
-                               weights=None if weights is None else weights.double())  # fmt: skip
+                               weights=None if weights is None else weights.double(),
+                               prior=self.pose_prior)  # fmt: skip
         base = quat_to_matrix(geo.local_quat.to(joints.dtype))  # (B, J, 3, 3)
         rot_idx = list(self.skeleton.rotated_joints)
         base_rot = base[:, rot_idx]  # (B, R, 3, 3)
