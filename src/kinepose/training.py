@@ -203,9 +203,17 @@ def training_pose_prior(clips: list[Motion], mirror: bool = True):
 
 
 @torch.no_grad()
-def select_residual_joints(model: PoseModel, clips: list[Motion], noise_mm: tuple[float, ...] = (0.0, 10.0)) -> dict:
-    """For hybrid models: keep the learned residual only on joints where it beats the geometric solution
-    on the validation clips (mean geodesic error over ``noise_mm`` levels); switch it off elsewhere."""
+def select_residual_joints(
+    model: PoseModel,
+    clips: list[Motion],
+    noise_mm: tuple[float, ...] = (0.0, 10.0),
+    min_gain_deg: float = 0.2,
+    min_gain_rel: float = 0.03,
+) -> dict:
+    """For hybrid models: keep the learned residual only on joints where it clearly beats the geometric
+    solution on the validation clips (mean geodesic error over ``noise_mm`` levels lower by at least
+    ``min_gain_deg`` and ``min_gain_rel``); switch it off elsewhere. Validation clips are few, so a small
+    win there is not trusted to carry over."""
     from kinepose.inference import predict_clip
 
     if not hasattr(model, "residual_mask") or not getattr(model, "use_residual", False):
@@ -227,7 +235,7 @@ def select_residual_joints(model: PoseModel, clips: list[Motion], noise_mm: tupl
             with_res.append(geodesic_error(q1[:, rot], true[:, rot], degrees=True))
             without.append(geodesic_error(q0[:, rot], true[:, rot], degrees=True))
     a, b = torch.cat(with_res).mean(0), torch.cat(without).mean(0)
-    keep = (a < b).float()
+    keep = ((b - a >= min_gain_deg) & (b - a >= min_gain_rel * b)).float()
     model.residual_mask.copy_(keep)
     names = [model.skeleton.joint_names[j] for j in rot]
     return {n: {"with_residual_deg": float(x), "geometric_deg": float(y), "kept": bool(k)}

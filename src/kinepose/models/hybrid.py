@@ -58,7 +58,10 @@ class HybridIK(PoseModel):
         denoiser: ``offset`` (a correction added to the target frame) or, for windows, ``filter``: each
             joint becomes a weighted sum of its own positions over the window, weights predicted per
             joint and frame and constrained to sum to 1 (an adaptive linear filter; it can smooth and,
-            for causal windows, extrapolate without lag). Starts as the identity.
+            for causal windows, extrapolate without lag). Starts as the identity. ``wiener``: the same
+            kind of filter, one for all joints, whose weights depend only on the noise level the window's
+            bone lengths reveal (a learned Wiener-style filter; few parameters, so it generalizes).
+        filter_per_joint: ``filter`` weights per joint (else one set of weights for all joints).
     """
 
     def __init__(
@@ -76,12 +79,13 @@ class HybridIK(PoseModel):
         fit_iterations: int = 4,
         noise_scale: float = 0.002,
         denoiser: str = "offset",
+        filter_per_joint: bool = True,
     ) -> None:
         super().__init__(skeleton, window=window, causal=causal)
         check_choice("encoder", encoder, ENCODERS)
-        check_choice("denoiser", denoiser, ("offset", "filter"))
-        if denoiser == "filter" and window == 1:
-            raise KineposeError("hybrid: denoiser 'filter' needs a window of several frames")
+        check_choice("denoiser", denoiser, ("offset", "filter", "wiener"))
+        if denoiser != "offset" and window == 1:
+            raise KineposeError(f"hybrid: denoiser '{denoiser}' needs a window of several frames")
         self.denoiser_kind = denoiser
         check_positive(dim=dim, layers=layers)
         if encoder == "mlp" and window != 1:
@@ -105,9 +109,16 @@ class HybridIK(PoseModel):
             else:
                 self.encoder = make_rnn(encoder, dim, layers, bidirectional=not self.causal, dropout=dropout)
         if self.use_denoise:
-            self.denoise_head = nn.Linear(dim, J * 3 if denoiser == "offset" else J * self.window)
-            nn.init.zeros_(self.denoise_head.weight)
-            nn.init.zeros_(self.denoise_head.bias)
+            self.filter_per_joint = bool(filter_per_joint)
+            out = J * 3 if denoiser == "offset" else (J if filter_per_joint else 1) * self.window
+            if denoiser == "wiener":
+                self.denoise_head = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, self.window))
+                last = self.denoise_head[-1]
+            else:
+                self.denoise_head = nn.Linear(dim, out)
+                last = self.denoise_head
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
         if self.use_residual:
             self.residual_mlp = dense_block(dim + R * 6, dim, dropout)
             self.residual_out = nn.Linear(dim, R * 3)
@@ -143,14 +154,17 @@ class HybridIK(PoseModel):
         dev[..., 0] = 0.0
         return torch.cat([x.reshape(B, T, J * 3), vis, dev], dim=-1)
 
+    def bone_deviation(self, frames: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
+        """(N, J, 3) joints, optional (N, J) mask -> (N,) RMS deviation of bone lengths from the skeleton's."""
+        parents = torch.tensor([max(p, 0) for p in self.skeleton.parents], device=frames.device)
+        dev = (frames - frames[:, parents]).norm(dim=-1)[:, 1:] - self.rest_lengths[1:]  # (N, J - 1)
+        if visibility is not None:
+            dev = dev * visibility[:, 1:] * visibility[:, parents[1:]]
+        return dev.square().mean(-1).sqrt()
+
     def noise_gate(self, target: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, J, 3) joints -> (B,) gate in [0, 1) from the RMS deviation of bone lengths from the skeleton's."""
-        parents = torch.tensor([max(p, 0) for p in self.skeleton.parents], device=target.device)
-        dev = (target - target[:, parents]).norm(dim=-1)[:, 1:] - self.rest_lengths[1:]  # (B, J - 1)
-        if visibility is not None:
-            vis = visibility[:, self.target_index]
-            dev = dev * vis[:, 1:] * vis[:, parents[1:]]
-        s = dev.square().mean(-1).sqrt()
+        s = self.bone_deviation(target, None if visibility is None else visibility[:, self.target_index])
         return s / (s + self.noise_scale)
 
     def encode(self, joints: torch.Tensor, visibility: torch.Tensor | None) -> tuple[torch.Tensor, list | None]:
@@ -182,7 +196,11 @@ class HybridIK(PoseModel):
                 delta = self.denoise_head(h).reshape(target.shape) * self.std  # (B, J, 3) metres
             else:
                 B, W, J = joints.shape[:3]
-                w = self.denoise_head(h).reshape(B, J, W)  # (B, J, W)
+                if self.denoiser_kind == "wiener":
+                    level = self.bone_deviation(joints.flatten(0, 1), None).reshape(B, W).mean(1)  # (B,) metres
+                    w = self.denoise_head(level[:, None] / 0.01).reshape(B, 1, W).expand(B, J, W)
+                else:
+                    w = self.denoise_head(h).reshape(B, -1, W).expand(B, J, W)  # (B, J, W)
                 if visibility is None:
                     w = w - w.mean(-1, keepdim=True)  # sums to 0: target + delta is a filter summing to 1
                 else:  # hidden frames of a joint get no weight; the visible ones still sum to 0
