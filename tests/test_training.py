@@ -51,6 +51,7 @@ def test_run_folder(tmp_path, model, extra):
     for path in (run / "model.pt", run):
         q2, r2 = predict_clip(load_model(str(path)), x)
         torch.testing.assert_close(q1, q2)
+        torch.testing.assert_close(r1, r2)
     q3, _ = predict_clip(load_model(str(run / "checkpoints" / "best.ckpt")), x)
     assert q3.shape == q1.shape and torch.isfinite(q3).all()
     # the resolved config repeats the run
