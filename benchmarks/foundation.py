@@ -22,6 +22,7 @@ import time
 import numpy as np
 import torch
 
+from kinepose._atomic import atomic_write
 from kinepose.data.bvh import read_bvh, write_motion_bvh
 from kinepose.data.deepmimic import DEEPMIMIC_CLIPS, DEFAULT_EVAL_CLIPS, load_deepmimic
 from kinepose.evaluation import analytic_solver, evaluate_solver, format_table, write_json
@@ -146,10 +147,7 @@ def _write_section(path: str, name: str, text: str) -> None:
         new = old[: old.index(begin)] + block + old[old.index(end) + len(end) :]
     else:
         new = old.rstrip("\n") + "\n\n" + block + "\n"
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
+    atomic_write(path, lambda f: f.write(new))
 
 
 if __name__ == "__main__":

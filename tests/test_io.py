@@ -330,9 +330,17 @@ def test_failure_mid_write_leaves_no_temp(tmp_path, sk, pose, monkeypatch):
     assert p.read_text() == "old content" and _dir_files(tmp_path) == [p.name]
 
 
-def test_save_into_missing_folder(tmp_path, sk, pose):
+def test_save_into_missing_folder_creates_it(tmp_path, sk, pose):
+    save_rotations(tmp_path / "no" / "r.csv", sk, pose[0], pose[1])
+    assert (tmp_path / "no" / "r.csv").exists()
+
+
+def test_unwritable_target_is_a_clear_error(tmp_path, sk, pose):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder is needed
     with pytest.raises(FileFormatError, match="cannot write"):
-        save_rotations(tmp_path / "no" / "r.csv", sk, pose[0], pose[1])
+        save_rotations(blocker / "r.csv", sk, pose[0], pose[1])
+    assert blocker.read_text() == "x"
 
 
 def test_load_rotations_malformed(tmp_path, sk, pose):

@@ -87,9 +87,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = evaluate_solver(solver, motions, name, noise_mm=args.noise_mm, seed=args.seed)
     print(f"{name} on {where}; joint noise {args.noise_mm:g} mm (seed {args.seed})\n")
     print(format_table(report))
-    if args.json:
-        write_json(args.json, report.to_dict())
-        print(f"\nwrote {args.json}")
+    out = args.json
+    if out is None and args.model != "analytic":  # a run keeps its evaluations
+        folder = args.model if os.path.isdir(args.model) else os.path.dirname(os.path.abspath(args.model))
+        out = os.path.join(folder, f"evaluate_noise{args.noise_mm:g}mm.json")
+    if out:
+        write_json(out, report.to_dict())
+        print(f"\nwrote {out}")
     return 0
 
 
@@ -239,7 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise, mm (default 0)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    p.add_argument(
+        "--json", default=None, help="write the metrics here (default for runs: RUN/evaluate_noise<N>mm.json)"
+    )
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(

@@ -8,14 +8,13 @@ and those they do not) and by the forward kinematics of its output against the c
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from kinepose._atomic import atomic_write
 from kinepose.data.motion import Motion
 from kinepose.ik import analytic_ik, observable_mask
 from kinepose.kinematics import forward_kinematics
@@ -224,14 +223,4 @@ def _finite(obj):
 
 def write_json(path: str, payload: dict) -> None:
     """Write strict JSON (NaN as null) atomically (temporary file in the same folder, then rename)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite(payload), f, indent=2, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: json.dump(_finite(payload), f, indent=2, allow_nan=False))

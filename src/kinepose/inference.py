@@ -7,7 +7,6 @@ weights (normalization statistics included), so ``load_model`` needs no config f
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kinepose import __version__
+from kinepose._atomic import atomic_write
 from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.data.datasets import frame_windows
 from kinepose.errors import KineposeError
@@ -62,17 +62,7 @@ def save_model(path: str, model: PoseModel, extra: dict | None = None) -> None:
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "extra": extra or {},
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: torch.save(payload, f), binary=True)
 
 
 def load_model(path: str) -> PoseModel:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kinepose._atomic import atomic_write
 from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.errors import FileFormatError, KineposeError, ShapeError
 from kinepose.rotations import check_unit_quat, matrix_to_quat, quat_to_euler
@@ -654,7 +654,12 @@ def write_bvh(
     q, rp = _check_write_args(skeleton, local_quat, root_pos, fps, rotation_order, scale, channels_per_joint)
     order = _depth_first(skeleton)
     header, data = _bvh_content(skeleton, q, rp, fps, order, rotation_order, scale, channels_per_joint)
-    _atomic_write(os.fspath(path), header, data)
+
+    def write(f) -> None:
+        f.write("\n".join(header) + "\n")
+        np.savetxt(f, data, fmt=_FMT, delimiter=" ")
+
+    atomic_write(path, write)
     return order
 
 
@@ -742,24 +747,6 @@ def _bvh_content(
     lines += ["\t" * d + "}" for d in reversed(open_blocks)]
     lines += ["MOTION", f"Frames: {T}", f"Frame Time: {_FMT % (1.0 / fps)}"]
     return lines, np.concatenate(columns, axis=1)  # (T, C)
-
-
-def _atomic_write(target: str, header: list[str], data: np.ndarray) -> None:
-    """Write to a temporary file in the target's folder, then ``os.replace`` it over the target."""
-    folder = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write("\n".join(header) + "\n")
-            np.savetxt(f, data, fmt=_FMT, delimiter=" ")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def write_motion_bvh(path: str | os.PathLike, motion: Motion, **kw) -> list[int]:

@@ -81,15 +81,15 @@ from __future__ import annotations
 import csv
 import json
 import os
-import uuid
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 import torch
 
+from kinepose._atomic import atomic_write
 from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.errors import FileFormatError, KineposeError, ShapeError
 from kinepose.rotations import check_unit_quat
@@ -494,7 +494,7 @@ def save_rotations(
         }
         if pos is not None:
             arrays["joints"] = pos
-        _atomic_write(spath, lambda f: np.savez(f, **arrays), binary=True)
+        atomic_write(spath, lambda f: np.savez(f, **arrays), binary=True)
     elif ext == ".json":
         doc: dict[str, Any] = {
             "format": _FORMAT,
@@ -510,7 +510,7 @@ def save_rotations(
         }
         if pos is not None:
             doc["joints"] = pos.tolist()
-        _atomic_write(spath, lambda f: json.dump(doc, f, allow_nan=False), binary=False)
+        atomic_write(spath, lambda f: json.dump(doc, f, allow_nan=False), binary=False)
     else:
         header = ["frame", "root_x", "root_y", "root_z"] + [f"{n}_{s}" for n in names for s in _QUAT]
         T = q.shape[0]
@@ -521,7 +521,7 @@ def save_rotations(
             f.write(",".join(header) + "\n")
             np.savetxt(f, table, fmt=fmt, delimiter=",")
 
-        _atomic_write(spath, write_csv, binary=False)
+        atomic_write(spath, write_csv, binary=False)
 
 
 def _check_rotations(
@@ -569,28 +569,6 @@ def _check_rotations(
         check_finite(p, "joints")
         pos = p.numpy()
     return q.numpy(), rp.numpy(), obs, pos, fps
-
-
-def _atomic_write(target: str, write: Callable[[IO], None], binary: bool) -> None:
-    """Call ``write(f)`` on a temporary file in the target's folder, then ``os.replace`` it over the target."""
-    folder = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(folder, f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-            mode = "wb" if binary else "w"
-            kw = {} if binary else {"encoding": "utf-8", "newline": "\n"}
-            with os.fdopen(fd, mode, **kw) as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise FileFormatError(f"cannot write ({exc.strerror or exc})", target) from exc
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------------------------- rotations in
