@@ -300,3 +300,12 @@ def test_target_index_and_window() -> None:
     causal = create_model("sequence", sk, window=9, dim=32, layers=1)
     offline = create_model("sequence", sk, window=9, causal=False, dim=32, layers=1)
     assert (causal.target_index, offline.target_index, offline.receptive_field) == (8, 4, 9)
+
+
+def test_hybrid_refuses_configs_that_learn_nothing():
+    from kinepose.errors import KineposeError
+
+    with pytest.raises(KineposeError, match="encoder would learn nothing"):
+        create_model("hybrid", get_skeleton("humanoid"), denoise=False, residual=False)
+    with pytest.raises(KineposeError, match="needs a window"):
+        create_model("hybrid", get_skeleton("humanoid"), denoiser="wiener")

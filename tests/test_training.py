@@ -53,7 +53,7 @@ def test_run_folder(tmp_path, model, extra):
         torch.testing.assert_close(q1, q2)
         torch.testing.assert_close(r1, r2)
     q3, _ = predict_clip(load_model(str(run / "checkpoints" / "best.ckpt")), x)
-    assert q3.shape == q1.shape and torch.isfinite(q3).all()
+    torch.testing.assert_close(q3, q1)  # the checkpoint carries what was chosen after training too
     # the resolved config repeats the run
     again = resolve_config(str(run / "config.yaml"))
     assert again["model"] == cfg["model"]
@@ -114,6 +114,28 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert "frame 2" in capsys.readouterr().err and not out.exists()
     assert main(["ik", "--model", str(tmp_path / "nope"), "--input", str(tmp_path / "nan.npy"),
                  "--output", str(out)]) == 2  # fmt: skip
+
+
+def test_hybrid_trains_with_joint_dropout(tmp_path):
+    cfg = _tiny("hybrid", "model.dim=32", "model.layers=1", "model.fit_iterations=1", "data.joint_dropout=0.2")
+    res = run_training(cfg, str(tmp_path / "drop"), enable_checkpointing=False)
+    for p in res.model.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_cli_model_errors(tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    assert main(["evaluate", str(junk)]) == 2
+    assert "cannot load model" in capsys.readouterr().err
+    cfg = _tiny("seed0", "model.dim=16", "model.mixer_layers=1", "data.dataset=synthetic_hand", "data.mirror=false",
+                "data.hand_sequences={train: 2, val: 1, test: 1, length: 10, fps: 30.0}")  # fmt: skip
+    run_training(cfg, str(tmp_path / "hand"), enable_checkpointing=False)
+    assert main(["evaluate", str(tmp_path / "hand"), "--clips", "walk"]) == 2
+    assert "this model is for 'hand21'" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "hand" / "model.pt")]) == 0  # config stored inside the model
+    assert main(["train", "configs/humanoid_hybrid.yaml", "data.noise_mm=5", "--out", str(tmp_path / "x")]) == 2
+    assert "must be a list" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -73,17 +73,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if not os.path.exists(args.model):
             raise ValueError(f"evaluate: {args.model!r} is neither 'analytic' nor an existing run folder or model file")
-        from kinepose.inference import load_model, model_solver
+        from kinepose.inference import load_model, model_config, model_solver
         from kinepose.training import load_split
 
         model = load_model(args.model)
-        cfg = _run_config(args.model)
+        cfg = _run_config(args.model, model_config(args.model))
         if args.clips:
+            if model.skeleton.name != "humanoid":
+                raise ValueError(
+                    f"--clips: the bundled DeepMimic clips are humanoid motion; this model is for "
+                    f"'{model.skeleton.name}' (leave out --clips to use its held-out data)"
+                )
             motions = [load_deepmimic(c.strip()) for c in args.clips.split(",") if c.strip()]
+            where = f"clips {args.clips}"
         else:
             motions = load_split(cfg)[2]
+            where = f"{len(motions)} held-out clips"
         solver, name = model_solver(model), f"{model.family} ({cfg.get('name', os.path.basename(args.model))})"
-        where = f"{len(motions)} held-out clips"
     report = evaluate_solver(solver, motions, name, noise_mm=args.noise_mm, seed=args.seed)
     print(f"{name} on {where}; joint noise {args.noise_mm:g} mm (seed {args.seed})\n")
     print(format_table(report))
@@ -103,27 +109,27 @@ def _default_eval_clips() -> tuple[str, ...]:
     return DEFAULT_EVAL_CLIPS
 
 
-def _run_config(path: str) -> dict:
-    """The resolved config of a run folder or of the run a model file belongs to."""
+def _run_config(path: str, stored: dict | None) -> dict:
+    """The training config of a model: the one stored inside it, else the run folder's config.yaml."""
     import os
-
-    import yaml
 
     from kinepose.config import resolve_config
 
+    if stored is not None:
+        return resolve_config(base=stored)
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
-    for cand in (os.path.join(folder, "config.yaml"), os.path.join(os.path.dirname(folder), "config.yaml")):
-        if os.path.exists(cand):
-            with open(cand) as f:
-                return yaml.safe_load(f)
-    return resolve_config()
+    if os.path.basename(folder) == "checkpoints":
+        folder = os.path.dirname(folder)
+    cand = os.path.join(folder, "config.yaml")
+    if not os.path.exists(cand):
+        raise ValueError(f"{path}: no training config found (neither inside the model nor {cand})")
+    return resolve_config(cand)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
     from kinepose.config import resolve_config
-    from kinepose.data.deepmimic import load_deepmimic  # noqa: F401  (fail early if data is missing)
     from kinepose.evaluation import (
         analytic_solver,
         evaluate_solver,

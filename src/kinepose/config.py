@@ -91,6 +91,7 @@ def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
                 unknown = sorted(set(value) - set(base[key]))
                 if unknown:
                     raise KineposeError(f"{source}: unknown config key(s) {[f'{path}.{u}' for u in unknown]}")
+                value = {k: _coerce(v, base[key][k], f"{source}: config key '{path}.{k}'") for k, v in value.items()}
             merged.update(value)
             out[key] = merged
         else:
@@ -99,12 +100,37 @@ def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
-    """YAML 1.1 reads ``3e-4`` as a string: turn numeric strings into numbers where the default is one."""
-    if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
-        try:
-            return float(value) if isinstance(default, float) or not value.lstrip("+-").isdigit() else int(value)
-        except ValueError:
-            raise KineposeError(f"{where} must be a number, got {value!r}") from None
+    """Check a value against its default's type. YAML 1.1 reads ``3e-4`` as a string: numeric strings
+    become numbers where the default is one; an int default accepts only whole numbers."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise KineposeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int | float):
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise KineposeError(f"{where} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise KineposeError(f"{where} must be a number, got {value!r}")
+        if isinstance(default, int):
+            if float(value) != int(value):
+                raise KineposeError(f"{where} must be a whole number, got {value!r}")
+            return int(value)
+        return float(value)
+    if isinstance(default, list):
+        if not isinstance(value, list):
+            raise KineposeError(f"{where} must be a list like {default!r}, got {value!r}")
+        if len(default) == 2 and all(isinstance(d, float) for d in default):  # a numeric range
+            if len(value) != 2:
+                raise KineposeError(f"{where} must be a [low, high] pair, got {value!r}")
+            return [_coerce(v, 0.0, where) for v in value]
+        return value
+    if isinstance(default, str) and not isinstance(value, str):
+        raise KineposeError(f"{where} must be a string, got {value!r}")
     return value
 
 
@@ -165,4 +191,7 @@ def resolve_config(path: str | None = None, overrides: Sequence[str] = (), base:
         cfg = _merge(cfg, parse_overrides(overrides), "command-line override")
     if "name" not in cfg["model"]:
         raise KineposeError("config: model.name is required (e.g. hybrid, seed0, sequence, iknet)")
+    for key in ("eval_clips", "val_clips"):
+        if cfg["data"]["dataset"] == "deepmimic" and not cfg["data"][key]:
+            raise KineposeError(f"config: data.{key} must name at least one clip")
     return cfg

@@ -16,12 +16,13 @@ import roma
 import torch
 
 from kinepose._validation import as_tensor, check_finite, check_joints
+from kinepose.errors import ShapeError
 from kinepose.ik import IKResult, analytic_ik, ik_plan
 from kinepose.kinematics import forward_kinematics_matrix
 from kinepose.rotations import matrix_to_quat, quat_identity, quat_to_matrix
 from kinepose.skeleton import Skeleton
 
-__all__ = ["PosePrior", "estimate_noise_std", "fit_skeleton"]
+__all__ = ["PosePrior", "bone_length_deviation", "estimate_noise_std", "fit_skeleton"]
 
 
 @dataclass
@@ -43,19 +44,31 @@ class PosePrior:
         return cls(rv.mean(0), rv.std(0).clamp_min(min_std))
 
 
-def estimate_noise_std(skeleton: Skeleton, joints: torch.Tensor) -> torch.Tensor:
-    """(..., J, 3) joints -> (...,) noise std estimate (metres) from bone lengths: with i.i.d. Gaussian
-    noise of std s per coordinate, a bone's length deviates from its rest length with std ~ s * sqrt(2)."""
-    parents = torch.tensor([max(p, 0) for p in skeleton.parents])
+def bone_length_deviation(
+    skeleton: Skeleton, joints: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """(..., J, 3) joints -> (...,) RMS difference (metres) between bone lengths and the skeleton's, over
+    the bones whose two ends have non-zero ``weights`` (..., J) (all bones by default)."""
+    parents = torch.tensor([max(p, 0) for p in skeleton.parents], device=joints.device)
     lengths = (joints - joints[..., parents, :]).norm(dim=-1)[..., 1:]  # (..., J - 1)
     rest = skeleton.offsets_tensor(joints.dtype, joints.device).norm(dim=-1)[1:]
-    return ((lengths - rest).square().mean(-1) / 2.0).sqrt()
+    sq = (lengths - rest).square()
+    if weights is None:
+        return sq.mean(-1).sqrt()
+    both = ((weights[..., 1:] > 0) & (weights[..., parents[1:]] > 0)).to(sq.dtype)
+    return ((sq * both).sum(-1) / both.sum(-1).clamp_min(1)).sqrt()
+
+
+def estimate_noise_std(skeleton: Skeleton, joints: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(..., J, 3) joints -> (...,) noise std estimate (metres) from bone lengths: with i.i.d. Gaussian
+    noise of std s per coordinate, a bone's length deviates from its rest length with std ~ s * sqrt(2)."""
+    return bone_length_deviation(skeleton, joints, weights) / 2.0**0.5
 
 
 def _prior_rows(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor):
     """Per parameter (after the 3 translations): residual (N, P - 3) and std (P - 3,) of the prior."""
     rv = roma.rotmat_to_rotvec(L)  # (N, J, 3)
-    mean, std = prior.mean.to(L.dtype), prior.std.to(L.dtype)
+    mean, std = prior.mean.to(L), prior.std.to(L)
     res, sd = [], []
     for j, kind, _ in layout:
         if kind == "ball":
@@ -77,7 +90,7 @@ def _prior_terms(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor, 
     """Diagonal (N, P) and gradient (N, P) contributions, with the rotation-vector Jacobian taken as I."""
     res, sd = _prior_rows(prior, L, layout, axes)
     w2 = (sigma[:, None] / sd) ** 2  # (N, P - 3)
-    zero = torch.zeros(L.shape[0], 3, dtype=L.dtype)
+    zero = torch.zeros(L.shape[0], 3, dtype=L.dtype, device=L.device)
     return torch.cat([zero, w2], -1), torch.cat([zero, w2 * res], -1)
 
 
@@ -151,15 +164,18 @@ def fit_skeleton(
     batch, J = joints.shape[:-2], skeleton.num_joints
     x = joints.reshape(-1, J, 3)
     N, dtype = x.shape[0], x.dtype
-    w = torch.ones(N, J, dtype=dtype) if weights is None else weights.reshape(-1, J).to(dtype)
+    dev = x.device
+    if weights is not None and weights.shape != joints.shape[:-1]:
+        raise ShapeError(f"weights: expected shape {tuple(joints.shape[:-1])}, got {tuple(weights.shape)}")
+    w = torch.ones(N, J, dtype=dtype, device=dev) if weights is None else weights.reshape(-1, J).to(dtype)
     sw = w.sqrt()[..., None].expand(N, J, 3).reshape(N, J * 3)
     L = quat_to_matrix(init.local_quat.reshape(-1, J, 4).to(dtype))
     root = init.root_pos.reshape(-1, 3).to(dtype)
     layout = _layout(skeleton)
-    axes = skeleton.hinge_axes_tensor(dtype)
-    off = skeleton.offsets_tensor(dtype)
+    axes = skeleton.hinge_axes_tensor(dtype, dev)
+    off = skeleton.offsets_tensor(dtype, dev)
 
-    desc = _descendants(skeleton)  # (J, J) bool: k is j or below j
+    desc = _descendants(skeleton).to(dev)  # (J, J): k is j or below j
 
     def apply(L0: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """(N, J, 3, 3) local rotations moved by (N, P) parameters (right-multiplied increments)."""
@@ -172,10 +188,10 @@ def fit_skeleton(
     pj = [j for j, _, _ in layout]  # joints with parameters, in parameter order
     dmask = desc[pj].to(dtype)  # (Q, J)
     # Column selector: ball joints keep their 3 columns, hinges one column along their axis.
-    select = torch.zeros(len(pj), 3, 3 + sum(3 if k == "ball" else 1 for _, k, _ in layout) - 3, dtype=dtype)
+    select = torch.zeros(len(pj), 3, sum(3 if k == "ball" else 1 for _, k, _ in layout), dtype=dtype, device=dev)
     for q, (j, kind, k) in enumerate(layout):
         if kind == "ball":
-            select[q, :, k - 3 : k] = torch.eye(3, dtype=dtype)
+            select[q, :, k - 3 : k] = torch.eye(3, dtype=dtype, device=dev)
         else:
             select[q, :, k - 3] = axes[j]
 
@@ -185,16 +201,16 @@ def fit_skeleton(
         rel = (pos[:, None, :, :] - pos[:, pj, None, :]) * dmask[None, :, :, None]  # (N, Q, J, 3)
         blocks = -_skew(rel) @ G[:, pj, None]  # (N, Q, J, 3, 3)
         rot_cols = torch.einsum("nqjab,qbp->njap", blocks, select)  # (N, J, 3, P - 3)
-        trans = torch.eye(3, dtype=dtype).expand(N, J, 3, 3)  # root translation moves every joint
+        trans = torch.eye(3, dtype=dtype, device=dev).expand(N, J, 3, 3)  # root translation moves every joint
         Jm = torch.cat([trans, rot_cols], dim=-1)  # (N, J, 3, P)
         return Jm.reshape(N, J * 3, -1) * sw[..., None]
 
     sigma = None
     if prior is not None:
         if noise_std is None:
-            sigma = estimate_noise_std(skeleton, x)
+            sigma = estimate_noise_std(skeleton, x, w)
         else:
-            sigma = torch.as_tensor(noise_std, dtype=dtype).expand(*batch).reshape(N)
+            sigma = torch.as_tensor(noise_std, dtype=dtype, device=dev).expand(*batch).reshape(N)
 
     def cost(fk_out, Lc) -> torch.Tensor:
         c = ((fk_out.positions - x).square().sum(-1) * w).sum(-1)  # (N,)
@@ -202,7 +218,7 @@ def fit_skeleton(
             c = c + _prior_cost(prior, Lc, layout, axes, sigma)
         return c
 
-    lam = torch.full((N,), 1e-3, dtype=dtype)
+    lam = torch.full((N,), 1e-3, dtype=dtype, device=dev)
     fk = forward_kinematics_matrix(skeleton, L, root, off)
     current = cost(fk, L)
     for _ in range(iterations):
@@ -229,8 +245,8 @@ def fit_skeleton(
         lam = torch.where(better, lam * 0.3, lam * 10.0).clamp(1e-9, 1e6)
 
     quat = matrix_to_quat(L)
-    end = torch.tensor([k == "end" for k in skeleton.kinds])[:, None]
-    quat = torch.where(end, quat_identity((J,), dtype=dtype), quat)
+    end = torch.tensor([k == "end" for k in skeleton.kinds], device=dev)[:, None]
+    quat = torch.where(end, quat_identity((J,), dtype=dtype, device=dev), quat)
     return IKResult(
         local_quat=quat.reshape(*batch, J, 4),
         root_pos=root.reshape(*batch, 3),

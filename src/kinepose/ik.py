@@ -129,7 +129,9 @@ def _shortest_arc(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     xyz = torch.linalg.cross(u, v, dim=-1)
     # Antiparallel: rotate by pi about any axis orthogonal to u.
     helper = torch.where(
-        u[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0], dtype=u.dtype), torch.tensor([0, 1.0, 0], dtype=u.dtype)
+        u[:, :1].abs() < 0.9,
+        torch.tensor([1.0, 0, 0], dtype=u.dtype, device=u.device),
+        torch.tensor([0, 1.0, 0], dtype=u.dtype, device=u.device),
     )
     ortho = torch.linalg.cross(u, helper, dim=-1)
     anti = w[:, 0] < 1e-9
@@ -176,13 +178,14 @@ def analytic_ik(skeleton: Skeleton, joints: torch.Tensor) -> IKResult:
     J = skeleton.num_joints
     x = joints.reshape(-1, J, 3)  # (N, J, 3)
     N, dtype = x.shape[0], x.dtype
-    off = torch.tensor(np.array(skeleton.offsets), dtype=dtype)
-    axes = torch.tensor(np.array(skeleton.hinge_axes), dtype=dtype)
+    dev = x.device
+    off = skeleton.offsets_tensor(dtype, dev)
+    axes = skeleton.hinge_axes_tensor(dtype, dev)
     plan = _plan(skeleton)
-    eye = torch.eye(3, dtype=dtype).expand(N, 3, 3)
+    eye = torch.eye(3, dtype=dtype, device=dev).expand(N, 3, 3)
     G: list[torch.Tensor] = [eye] * J  # global rotations, filled root first
     local: list[torch.Tensor] = [eye] * J
-    ambiguous = torch.zeros(N, J, dtype=torch.bool)
+    ambiguous = torch.zeros(N, J, dtype=torch.bool, device=dev)
 
     for j in range(J):
         p = skeleton.parents[j]
@@ -218,8 +221,8 @@ def analytic_ik(skeleton: Skeleton, joints: torch.Tensor) -> IKResult:
     local_rot = torch.stack(local, dim=1)  # (N, J, 3, 3)
     glob = torch.stack(G, dim=1)
     quat = matrix_to_quat(local_rot)
-    ident = quat_identity((J,), dtype=dtype)
-    end = torch.tensor([k == "end" for k in skeleton.kinds])[:, None]
+    ident = quat_identity((J,), dtype=dtype, device=dev)
+    end = torch.tensor([k == "end" for k in skeleton.kinds], device=dev)[:, None]
     quat = torch.where(end, ident, quat)
     return IKResult(
         local_quat=quat.reshape(*batch, J, 4),
@@ -264,7 +267,8 @@ def _two_bone(
             violation = violation + (lo - theta).clamp_min(0)
         if np.isfinite(hi):
             violation = violation + (theta - hi).clamp_min(0)
-        score = roma.rotmat_geodesic_distance(L, torch.eye(3, dtype=L.dtype).expand_as(L)) + _LIMIT_WEIGHT * violation
+        rest = torch.eye(3, dtype=L.dtype, device=L.device).expand_as(L)
+        score = roma.rotmat_geodesic_distance(L, rest) + _LIMIT_WEIGHT * violation
         candidates.append((L, score))
     (L1, s1), (L2, s2) = candidates
     L = torch.where((s1 <= s2)[:, None, None], L1, L2)

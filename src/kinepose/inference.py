@@ -21,7 +21,15 @@ from kinepose.errors import KineposeError
 from kinepose.models import PoseModel, create_model
 from kinepose.skeleton import Skeleton
 
-__all__ = ["load_model", "model_solver", "predict_clip", "save_model", "skeleton_from_dict", "skeleton_to_dict"]
+__all__ = [
+    "load_model",
+    "model_config",
+    "model_solver",
+    "predict_clip",
+    "save_model",
+    "skeleton_from_dict",
+    "skeleton_to_dict",
+]
 
 FORMAT = "kinepose-model"
 
@@ -46,7 +54,11 @@ def skeleton_from_dict(d: dict) -> Skeleton:
     sk = Skeleton(**{**d, "left_right": [tuple(p) for p in d["left_right"]]})
     if d["name"] in list_skeletons():  # share the preset object (and its caches) when it is the same
         preset = get_skeleton(d["name"])
-        if preset.joint_names == sk.joint_names and np.allclose(preset.offsets, sk.offsets):
+        a, b = skeleton_to_dict(preset), skeleton_to_dict(sk)
+        if all(np.allclose(np.asarray(a[k], float), np.asarray(b[k], float), equal_nan=True)
+               for k in ("offsets", "hinge_axes", "limits")) and all(
+            a[k] == b[k] for k in ("joint_names", "parents", "kinds", "left_right", "lateral_axis")
+        ):  # fmt: skip
             return preset
     return sk
 
@@ -72,23 +84,45 @@ def load_model(path: str) -> PoseModel:
         if not os.path.exists(cand):
             raise KineposeError(f"{path}: not a run folder (no model.pt inside)")
         path = cand
+    if not os.path.exists(path):
+        raise KineposeError(f"{path}: no such model file or run folder")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        raise KineposeError(f"{path}: cannot load model ({exc})") from exc
-    if isinstance(payload, dict) and payload.get("format") == FORMAT:
-        skeleton = skeleton_from_dict(payload["skeleton"])
-        model = create_model(payload["family"], skeleton, **payload["config"])
-        model.load_state_dict(payload["state_dict"])
-    elif isinstance(payload, dict) and "hyper_parameters" in payload and "cfg" in payload["hyper_parameters"]:
-        from kinepose.training import IKTask  # Lightning checkpoint of a kinepose run
+    except Exception as exc:  # pickle, zip and torch errors alike: the file is not a saved model
+        raise KineposeError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from exc
+    try:
+        if isinstance(payload, dict) and payload.get("format") == FORMAT:
+            skeleton = skeleton_from_dict(payload["skeleton"])
+            model = create_model(payload["family"], skeleton, **payload["config"])
+            model.load_state_dict(payload["state_dict"])
+        elif isinstance(payload, dict) and "cfg" in payload.get("hyper_parameters", {}):
+            from kinepose.training import IKTask  # Lightning checkpoint of a kinepose run
 
-        task = IKTask(payload["hyper_parameters"]["cfg"])
-        task.load_state_dict(payload["state_dict"])
-        model = task.model
-    else:
-        raise KineposeError(f"{path}: not a kinepose model (expected model.pt from `kinepose train` or a .ckpt)")
+            task = IKTask(payload["hyper_parameters"]["cfg"])
+            task.load_state_dict(payload["state_dict"])
+            model = task.model
+        else:
+            raise KineposeError(f"{path}: not a kinepose model (expected model.pt from `kinepose train` or a .ckpt)")
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise KineposeError(
+            f"{path}: saved by an incompatible kinepose version or damaged ({type(exc).__name__}: {exc})"
+        ) from exc
     return model.eval()
+
+
+def model_config(path: str) -> dict | None:
+    """The resolved training config stored with a model (``model.pt`` of a run, or a run folder)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "model.pt")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:
+        return None
+    if isinstance(payload, dict):
+        if payload.get("format") == FORMAT:
+            return payload.get("extra", {}).get("config")
+        return payload.get("hyper_parameters", {}).get("cfg")
+    return None
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from kinepose._atomic import atomic_write
 from kinepose.data.datasets import AugmentConfig, WindowDataset, augment_batch, normalization_stats
 from kinepose.data.motion import Motion
 from kinepose.errors import KineposeError
@@ -145,7 +147,12 @@ class IKTask(L.LightningModule):
                 offsets = sk.offsets_tensor(batch.joints.dtype, batch.joints.device) * batch.scale[:, None, None]
             losses["fk"] = fk_position_loss(sk, out.local_quat, out.root_pos, batch.target, offsets)
         if out.joints is not None and lc["w_pos"] > 0:
-            losses["pos"] = ((out.joints - batch.target) * 10.0).square().sum(-1).mean()
+            err = ((out.joints - batch.target) * 10.0).square().sum(-1)  # (B, J)
+            if batch.visibility is not None:  # a hidden joint's position is not asked for
+                vis = batch.visibility[:, self.model.target_index]
+                losses["pos"] = (err * vis).sum() / vis.sum().clamp_min(1)
+            else:
+                losses["pos"] = err.mean()
         total = lc["w_rot"] * losses["rot"] + lc["w_fk"] * losses.get("fk", 0.0) + lc["w_pos"] * losses.get("pos", 0.0)
         losses["total"] = total
         return losses
@@ -287,9 +294,15 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
     if tr["threads"]:
         torch.set_num_threads(int(tr["threads"]))
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    os.makedirs(run_dir, exist_ok=True)
-    with open(os.path.join(run_dir, "config.yaml"), "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
+        os.makedirs(run_dir, exist_ok=True)
+        for stale in ("model.pt", "eval.json", "checkpoints"):  # never pair a new config with an old model
+            path = os.path.join(run_dir, stale)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+        atomic_write(os.path.join(run_dir, "config.yaml"), lambda f: yaml.safe_dump(cfg, f, sort_keys=False))
 
     task = IKTask(cfg)
     dm = MotionDataModule(cfg, task.model.window, task.model.target_index)
@@ -328,11 +341,23 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
     best_geo = float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else math.nan
     model = task.model.cpu().eval()
     selection = select_residual_joints(model, dm.val_clips) if trainer.is_global_zero else {}
+    if trainer.is_global_zero and selection and ckpt is not None:
+        _patch_checkpoints(ckpt, model)
     if trainer.is_global_zero:
         save_model(os.path.join(run_dir, "model.pt"), model,
                    extra={"config": cfg, "train_seconds": seconds, "epochs": trainer.current_epoch,
                           "residual_selection": selection, "best_val_geo_deg": best_geo})  # fmt: skip
     return RunResult(run_dir, model, seconds, best_geo, int(trainer.current_epoch), selection, trainer.is_global_zero)
+
+
+def _patch_checkpoints(ckpt, model: PoseModel) -> None:
+    """Write the residual mask chosen after training into the Lightning checkpoints, so that loading a
+    ``.ckpt`` gives the same model as ``model.pt``."""
+    for path in {ckpt.best_model_path, ckpt.last_model_path} - {""}:
+        if os.path.exists(path):
+            data = torch.load(path, map_location="cpu", weights_only=False)
+            data["state_dict"]["model.residual_mask"] = model.residual_mask.detach().cpu().clone()
+            atomic_write(path, lambda f, d=data: torch.save(d, f), binary=True)
 
 
 def seconds_to_text(s: float) -> str:

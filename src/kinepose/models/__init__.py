@@ -45,6 +45,17 @@ def create_model(name: str, skeleton: Skeleton, **config) -> PoseModel:
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {', '.join(allowed)}")
+    for key, value in list(config.items()):  # YAML gives 1e2 as a float: accept whole numbers for ints
+        default = params[key].default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise KineposeError(f"model {name!r}: {key} must be true or false, got {value!r}")
+        elif isinstance(default, int) and isinstance(value, float) and value.is_integer():
+            config[key] = int(value)
+        elif isinstance(default, int | float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise KineposeError(f"model {name!r}: {key} must be a number, got {value!r}")
+        elif isinstance(default, str) and not isinstance(value, str):
+            raise KineposeError(f"model {name!r}: {key} must be a string, got {value!r}")
     model = cls(skeleton, **config)
     bound = inspect.signature(cls.__init__).bind(None, skeleton, **config)
     bound.apply_defaults()

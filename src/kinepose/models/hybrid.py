@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from kinepose.errors import KineposeError
-from kinepose.fitting import PosePrior, fit_skeleton
+from kinepose.fitting import PosePrior, bone_length_deviation, fit_skeleton
 from kinepose.models import register_model
 from kinepose.models.base import ModelOutput, PoseModel, scatter_rotations
 from kinepose.models.layers import AttentionEncoder, check_choice, check_positive, dense_block, make_rnn
@@ -87,6 +87,12 @@ class HybridIK(PoseModel):
         if denoiser != "offset" and window == 1:
             raise KineposeError(f"hybrid: denoiser '{denoiser}' needs a window of several frames")
         self.denoiser_kind = denoiser
+        if not residual and (not denoise or denoiser == "wiener"):
+            raise KineposeError(
+                "hybrid: with residual=false and "
+                + ("denoise=false" if not denoise else "the wiener denoiser")
+                + " the encoder would learn nothing; enable residual (or use the offset/filter denoiser)"
+            )
         check_positive(dim=dim, layers=layers)
         if encoder == "mlp" and window != 1:
             raise KineposeError(
@@ -154,18 +160,22 @@ class HybridIK(PoseModel):
         dev[..., 0] = 0.0
         return torch.cat([x.reshape(B, T, J * 3), vis, dev], dim=-1)
 
-    def bone_deviation(self, frames: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
-        """(N, J, 3) joints, optional (N, J) mask -> (N,) RMS deviation of bone lengths from the skeleton's."""
-        parents = torch.tensor([max(p, 0) for p in self.skeleton.parents], device=frames.device)
-        dev = (frames - frames[:, parents]).norm(dim=-1)[:, 1:] - self.rest_lengths[1:]  # (N, J - 1)
-        if visibility is not None:
-            dev = dev * visibility[:, 1:] * visibility[:, parents[1:]]
-        return dev.square().mean(-1).sqrt()
-
     def noise_gate(self, target: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, J, 3) joints -> (B,) gate in [0, 1) from the RMS deviation of bone lengths from the skeleton's."""
-        s = self.bone_deviation(target, None if visibility is None else visibility[:, self.target_index])
+        vis = None if visibility is None else visibility[:, self.target_index]
+        s = bone_length_deviation(self.skeleton, target, vis)
         return s / (s + self.noise_scale)
+
+    def fill_hidden(self, joints: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
+        """(B, J, 3) joints with hidden ones (visibility 0) placed at their parent plus the rest offset, so
+        the geometry sees no zero-length bone; the fit then gives them no weight."""
+        vis = visibility > 0
+        out = list(joints.unbind(1))
+        off = self.skeleton.offsets_tensor(joints.dtype, joints.device)
+        for j, p in enumerate(self.skeleton.parents):
+            if p >= 0:
+                out[j] = torch.where(vis[:, j, None], out[j], out[p] + off[j])
+        return torch.stack(out, 1)
 
     def encode(self, joints: torch.Tensor, visibility: torch.Tensor | None) -> tuple[torch.Tensor, list | None]:
         f = self.frame_features(joints, visibility)  # (B, T, F)
@@ -197,7 +207,8 @@ class HybridIK(PoseModel):
             else:
                 B, W, J = joints.shape[:3]
                 if self.denoiser_kind == "wiener":
-                    level = self.bone_deviation(joints.flatten(0, 1), None).reshape(B, W).mean(1)  # (B,) metres
+                    vis = None if visibility is None else visibility.flatten(0, 1)
+                    level = bone_length_deviation(self.skeleton, joints.flatten(0, 1), vis).reshape(B, W).mean(1)
                     w = self.denoise_head(level[:, None] / 0.01).reshape(B, 1, W).expand(B, J, W)
                 else:
                     w = self.denoise_head(h).reshape(B, -1, W).expand(B, J, W)  # (B, J, W)
@@ -211,6 +222,8 @@ class HybridIK(PoseModel):
         else:
             denoised = target
         weights = None if visibility is None else visibility[:, self.target_index]
+        if weights is not None:
+            denoised = self.fill_hidden(denoised, weights)
         with torch.no_grad():
             geo = fit_skeleton(self.skeleton, denoised.detach().double(), iterations=self.fit_iterations,
                                weights=None if weights is None else weights.double(),
