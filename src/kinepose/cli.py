@@ -13,6 +13,7 @@ examples:
   kinepose evaluate runs/humanoid_hybrid --noise-mm 10     score a run on its held-out clips
   kinepose evaluate analytic                               the closed-form IK on the 5 held-out clips
   kinepose ik --model runs/humanoid_hybrid --input joints.npz --output rotations.bvh
+  kinepose export runs/humanoid_iknet --format onnx            ONNX graph + onnxruntime parity check
   kinepose info                                            skeletons and bundled motion clips
 
 file formats (kinepose ik):
