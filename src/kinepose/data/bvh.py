@@ -38,12 +38,11 @@ import numpy as np
 import torch
 
 from kinepose._atomic import atomic_write
-from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.errors import FileFormatError, KineposeError, ShapeError
-from kinepose.rotations import check_unit_quat, matrix_to_quat, quat_to_euler
+from kinepose.rotations import matrix_to_quat, quat_to_euler
 from kinepose.skeleton import Skeleton
 
-from .motion import Motion
+from .motion import Motion, check_motion_arrays
 
 __all__ = [
     "BVH",
@@ -682,18 +681,7 @@ def _check_write_args(
         raise KineposeError(f"channels_per_joint: expected 3 or 6, got {channels_per_joint!r}")
     _check_scale(scale)
     _check_scale(fps, "fps")
-    J = skeleton.num_joints
-    q = as_tensor(local_quat, "local_quat", torch.float64).detach().cpu()
-    check_joints(q, "local_quat", J, skeleton.name, channels=4)
-    if q.dim() != 3:
-        raise ShapeError(f"local_quat: expected shape (T, {J}, 4), got {tuple(q.shape)}")
-    T = q.shape[0]
-    rp = as_tensor(root_pos, "root_pos", torch.float64).detach().cpu()
-    if tuple(rp.shape) != (T, 3):
-        raise ShapeError(f"root_pos: expected shape ({T}, 3) to match local_quat's {T} frames, got {tuple(rp.shape)}")
-    check_finite(q, "local_quat")
-    check_finite(rp, "root_pos")
-    check_unit_quat(q[:, list(skeleton.rotated_joints)], "local_quat")
+    q, rp = check_motion_arrays(skeleton, local_quat, root_pos)
     for n in skeleton.joint_names:
         if not n or re.search(r"[\s{}]", n):
             raise KineposeError(

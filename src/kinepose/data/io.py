@@ -90,12 +90,12 @@ import numpy as np
 import torch
 
 from kinepose._atomic import atomic_write
-from kinepose._validation import as_tensor, check_finite, check_joints
+from kinepose._validation import as_tensor, check_finite
 from kinepose.errors import FileFormatError, KineposeError, ShapeError
-from kinepose.rotations import check_unit_quat
 from kinepose.skeleton import Skeleton
 
 from .bvh import read_bvh, write_bvh
+from .motion import check_motion_arrays
 
 __all__ = [
     "SUPPORTED_INPUTS",
@@ -534,17 +534,8 @@ def _check_rotations(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, float]:
     """Validate :func:`save_rotations`' inputs; return float64 (T, J, 4), (T, 3), bool (J,), (T, J, 3) or None."""
     J = skeleton.num_joints
-    q = as_tensor(local_quat, "local_quat", torch.float64).detach().cpu()
-    check_joints(q, "local_quat", J, skeleton.name, channels=4)
-    if q.dim() != 3 or q.shape[0] == 0:
-        raise ShapeError(f"local_quat: expected shape (T, {J}, 4) with T >= 1, got {tuple(q.shape)}")
+    q, rp = check_motion_arrays(skeleton, local_quat, root_pos, min_frames=1, all_unit=True)
     T = q.shape[0]
-    rp = as_tensor(root_pos, "root_pos", torch.float64).detach().cpu()
-    if tuple(rp.shape) != (T, 3):
-        raise ShapeError(f"root_pos: expected shape ({T}, 3) to match local_quat's {T} frames, got {tuple(rp.shape)}")
-    check_finite(q, "local_quat")
-    check_finite(rp, "root_pos")
-    check_unit_quat(q, "local_quat")
     try:
         fps = float(fps)
     except (TypeError, ValueError) as exc:

@@ -6,12 +6,44 @@ from dataclasses import dataclass, field
 
 import torch
 
-from kinepose._validation import check_finite, check_joints
+from kinepose._validation import as_tensor, check_finite, check_joints
+from kinepose.errors import ShapeError
 from kinepose.kinematics import forward_kinematics
 from kinepose.rotations import check_unit_quat
 from kinepose.skeleton import Skeleton
 
-__all__ = ["Motion"]
+__all__ = ["Motion", "check_motion_arrays"]
+
+
+def check_motion_arrays(
+    skeleton: Skeleton, local_quat, root_pos, min_frames: int = 0, all_unit: bool = False
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate a clip's rotations and root positions before writing them anywhere.
+
+    Args:
+        skeleton: the skeleton the rotations drive.
+        local_quat: (T, J, 4) w,x,y,z rotations (tensor or array).
+        root_pos: (T, 3) root positions.
+        min_frames: the least T accepted.
+        all_unit: require unit quaternions for every joint (else only for rotated joints).
+
+    Returns:
+        float64 CPU tensors ``(local_quat, root_pos)``.
+    """
+    J = skeleton.num_joints
+    q = as_tensor(local_quat, "local_quat", torch.float64).detach().cpu()
+    check_joints(q, "local_quat", J, skeleton.name, channels=4)
+    if q.dim() != 3 or q.shape[0] < min_frames:
+        more = f" with T >= {min_frames}" if min_frames else ""
+        raise ShapeError(f"local_quat: expected shape (T, {J}, 4){more}, got {tuple(q.shape)}")
+    T = q.shape[0]
+    rp = as_tensor(root_pos, "root_pos", torch.float64).detach().cpu()
+    if tuple(rp.shape) != (T, 3):
+        raise ShapeError(f"root_pos: expected shape ({T}, 3) to match local_quat's {T} frames, got {tuple(rp.shape)}")
+    check_finite(q, "local_quat")
+    check_finite(rp, "root_pos")
+    check_unit_quat(q if all_unit else q[:, list(skeleton.rotated_joints)], "local_quat")
+    return q, rp
 
 
 @dataclass
