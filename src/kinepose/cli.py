@@ -240,6 +240,76 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_plot(args: argparse.Namespace) -> int:
+    if args.what == "curves":
+        from kinepose.viz import plot_training_curves
+
+        plot_training_curves(args.runs, args.output, metrics=args.metrics)
+    elif args.what == "noise":
+        from kinepose.viz import plot_error_vs_noise
+
+        plot_error_vs_noise(args.benchmark, args.output, skeleton=args.skeleton, metric=args.metric, rows=args.rows)
+    elif args.what == "joints":
+        from kinepose.viz import plot_per_joint_errors
+
+        plot_per_joint_errors(args.benchmark, args.output, skeleton=args.skeleton, noise_mm=args.noise_mm,
+                              rows=args.rows)  # fmt: skip
+    else:
+        return _plot_pose(args)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _plot_pose(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from kinepose.data.deepmimic import load_deepmimic
+    from kinepose.kinematics import forward_kinematics
+    from kinepose.viz import animate_skeleton, plot_pose_comparison
+
+    animate = args.frames == "all"
+    if animate != args.output.lower().endswith(".gif"):
+        raise ValueError("--output: a .gif needs --frames all, and --frames all needs a .gif output")
+    if args.noise_mm < 0:
+        raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    if args.model != "analytic" and not os.path.exists(args.model):
+        raise ValueError(f"--model: {args.model!r} is neither 'analytic' nor an existing run folder or model file")
+    motion = load_deepmimic(args.clip)
+    if not animate and not 0 <= args.frame < motion.num_frames:
+        raise ValueError(f"--frame: {args.frame} is outside clip {args.clip!r} (0..{motion.num_frames - 1})")
+    truth = motion.positions()  # (T, J, 3)
+    g = torch.Generator().manual_seed(args.seed)
+    noisy = truth + (args.noise_mm / 1000.0) * torch.randn(truth.shape, generator=g, dtype=truth.dtype)
+    if args.model == "analytic":
+        from kinepose.ik import analytic_ik
+
+        skeleton, name = motion.skeleton, "analytic IK"
+        result = analytic_ik(skeleton, noisy)
+        quat, root = result.local_quat, result.root_pos
+    else:
+        from kinepose.inference import load_model, predict_clip
+
+        model = load_model(args.model)
+        skeleton, name = model.skeleton, f"{model.family} ({os.path.basename(os.path.normpath(args.model))})"
+        if skeleton.name != motion.skeleton.name:
+            raise ValueError(
+                f"--model: the clips are '{motion.skeleton.name}' motion; this model is for '{skeleton.name}'"
+            )
+        quat, root = predict_clip(model, noisy.float())
+    pred = forward_kinematics(skeleton, quat.double(), root.double(), check=False).positions  # (T, J, 3)
+    title = f"{name} on {args.clip}, joint noise {args.noise_mm:g} mm"
+    if animate:
+        n = animate_skeleton(skeleton, pred, truth, args.output, fps=motion.fps, title=title)
+        print(f"wrote {args.output} ({n} frames)")
+    else:
+        plot_pose_comparison(skeleton, pred[args.frame], truth[args.frame], args.output,
+                             title=f"{title}, frame {args.frame}", overlay=not args.side_by_side)  # fmt: skip
+        print(f"wrote {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kinepose.data.deepmimic import DEFAULT_EVAL_CLIPS
 
@@ -321,6 +391,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", choices=["full", "network"], default="full",
                    help="full model, or a hybrid's learned part (network)")  # fmt: skip
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "plot",
+        help="plots: a pose against the truth (PNG/GIF), training curves, benchmark errors",
+        epilog="examples: kinepose plot pose --model analytic --clip kick --frame 20 --noise-mm 10 --output pose.png\n"
+        "          kinepose plot pose --model runs/humanoid_hybrid --clip walk --frames all --output walk.gif\n"
+        "          kinepose plot curves runs/humanoid_hybrid runs/humanoid_iknet --output curves.png\n"
+        "          kinepose plot noise benchmarks/results/ik_accuracy.json --metric mpjpe_mm --output noise.png\n"
+        "          kinepose plot joints benchmarks/results/ik_accuracy.json --noise-mm 10 --output joints.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plots = p.add_subparsers(dest="what", required=True, metavar="PLOT")
+    q = plots.add_parser("curves", help="training curves of runs, per epoch")
+    q.add_argument("runs", nargs="+", help="run folders (or their metrics.csv)")
+    q.add_argument("--metrics", nargs="+", default=["val/geo_deg", "val/mpjpe_mm"], help="validation columns")
+    q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg)")
+    for kind, text in (("noise", "error against joint noise"), ("joints", "per-joint error bars at one noise level")):
+        q = plots.add_parser(kind, help=f"{text}, from the accuracy benchmark's JSON")
+        q.add_argument("benchmark", help="e.g. benchmarks/results/ik_accuracy.json")
+        q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg)")
+        q.add_argument("--skeleton", default="humanoid", help="skeleton table of the benchmark (default humanoid)")
+        q.add_argument("--rows", nargs="+", default=None, help="benchmark rows to draw (default all)")
+        if kind == "noise":
+            q.add_argument("--metric", choices=["geo_deg", "mpjpe_mm", "geo_observable_deg", "geo_unobservable_deg",
+                                                "accel_mm"], default="geo_deg", help="default geo_deg")  # fmt: skip
+        else:
+            q.add_argument("--noise-mm", type=float, default=10.0, help="noise level (default 10)")
+    q = plots.add_parser("pose", help="a model's pose on a DeepMimic clip against the truth")
+    q.add_argument("--model", required=True, help="'analytic', a run folder, model.pt or .ckpt")
+    q.add_argument("--clip", default="walk", help="bundled DeepMimic clip (default walk)")
+    q.add_argument("--frame", type=int, default=0, help="frame to draw (default 0)")
+    q.add_argument("--frames", choices=["one", "all"], default="one", help="all: animate the clip (.gif output)")
+    q.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise on the input, mm (default 0)")
+    q.add_argument("--seed", type=int, default=0, help="noise seed")
+    q.add_argument("--side-by-side", action="store_true", help="truth and prediction in two views, not overlaid")
+    q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg) or, with --frames all, .gif")
+    p.set_defaults(func=_cmd_plot)
     return parser
 
 
