@@ -78,10 +78,8 @@ any error an existing file is left untouched and no partial file remains. Values
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -94,8 +92,25 @@ from kinepose._validation import as_tensor, check_finite
 from kinepose.errors import FileFormatError, KineposeError, ShapeError
 from kinepose.skeleton import Skeleton
 
+from ._io_formats import (
+    _AXES,
+    _FORMAT,
+    _QUAT,
+    _VERSION,
+    _csv_groups,
+    _csv_rows,
+    _csv_values,
+    _extension,
+    _fps,
+    _load_npz,
+    _looks_numeric,
+    _names,
+    _npz_array,
+    _numeric,
+)
 from .bvh import read_bvh, write_bvh
 from .motion import check_motion_arrays
+from .rotations_file import RotationsFile, load_rotations
 
 __all__ = [
     "SUPPORTED_INPUTS",
@@ -111,13 +126,6 @@ __all__ = [
 SUPPORTED_INPUTS = (".npz", ".npy", ".csv", ".bvh")
 #: Extensions :func:`save_rotations` writes.
 SUPPORTED_OUTPUTS = (".npz", ".bvh", ".csv", ".json")
-#: Extensions :func:`load_rotations` reads.
-ROTATION_INPUTS = (".npz", ".csv", ".json")
-
-_FORMAT = "kinepose-rotations"
-_VERSION = 1
-_AXES = ("x", "y", "z")
-_QUAT = ("qw", "qx", "qy", "qz")
 
 
 @dataclass
@@ -135,40 +143,6 @@ class JointsFile:
     joint_names: list[str] | None
     fps: float | None
     path: str
-
-
-@dataclass
-class RotationsFile:
-    """Rotations read by :func:`load_rotations`.
-
-    Attributes:
-        local_quat: (T, J, 4) float64 w,x,y,z local rotations.
-        root_pos: (T, 3) float64 root positions, metres.
-        joint_names: ``J`` names, or None (an ``.npz`` without them).
-        parents: ``J`` parent indices, root -1, or None (``.csv``).
-        observable: (J,) bool flags, or None (``.csv``).
-        fps: frames per second, or None (``.csv``).
-        joints: (T, J, 3) float64 positions when the file has them (``.npz``, ``.json``), else None.
-        path: the file read.
-    """
-
-    local_quat: np.ndarray
-    root_pos: np.ndarray
-    joint_names: list[str] | None
-    parents: list[int] | None
-    observable: np.ndarray | None
-    fps: float | None
-    joints: np.ndarray | None = None
-    path: str = ""
-
-
-def _extension(path: str, supported: tuple[str, ...], what: str) -> str:
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in supported:
-        raise FileFormatError(
-            f"unsupported {what} file extension {ext or '(none)'!r}; supported: {', '.join(supported)}", path
-        )
-    return ext
 
 
 # ----------------------------------------------------------------------------------------------- joints in
@@ -227,30 +201,6 @@ def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale
     return JointsFile(joints, names, fps, spath)
 
 
-def _load_npz(path: str) -> Any:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise FileFormatError(f"cannot read as .npz ({exc})", path) from exc
-
-
-def _npz_array(data: Any, key: str, path: str) -> np.ndarray:
-    try:
-        return np.asarray(data[key])
-    except ValueError as exc:  # object arrays need pickle
-        raise FileFormatError(
-            f"cannot read array {key!r} ({exc}); save strings with np.array(list_of_str)", path
-        ) from exc
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise FileFormatError(f"cannot read array {key!r} ({exc})", path) from exc
-
-
-def _numeric(a: np.ndarray, path: str, key: str) -> np.ndarray:
-    if a.dtype.kind not in "fiub":
-        raise FileFormatError(f"{key!r} must be a numeric array, got dtype {a.dtype}", path)
-    return a.astype(np.float64)
-
-
 def _read_joints_npz(path: str) -> tuple[np.ndarray, list[str] | None, float | None]:
     with _load_npz(path) as data:
         if "joints" not in data.files:
@@ -270,22 +220,6 @@ def _read_npy(path: str) -> np.ndarray:
         a.close()
         raise FileFormatError("holds an .npz archive, not a single .npy array; rename it to .npz", path)
     return _numeric(a, path, "array")
-
-
-def _names(a: np.ndarray, path: str, key: str = "joint_names") -> list[str]:
-    if a.ndim != 1 or a.dtype.kind not in "US":
-        raise FileFormatError(f"{key!r} must be a 1-D string array, got dtype {a.dtype} shape {a.shape}", path)
-    return [x.decode() if isinstance(x, bytes) else str(x) for x in a.tolist()]
-
-
-def _fps(a: Any, path: str) -> float:
-    try:
-        fps = float(np.asarray(a, dtype=np.float64).reshape(()))
-    except (TypeError, ValueError) as exc:
-        raise FileFormatError(f"'fps' must be one number, got {a!r}", path) from exc
-    if not (np.isfinite(fps) and fps > 0):
-        raise FileFormatError(f"'fps' must be positive and finite, got {fps}", path)
-    return fps
 
 
 def _check_joints_array(joints: np.ndarray, path: str, key: str) -> np.ndarray:
@@ -309,79 +243,6 @@ def _check_finite_joints(joints: np.ndarray, names: list[str] | None, path: str,
             path,
             None if lines is None else lines[t],
         )
-
-
-def _csv_rows(path: str) -> list[tuple[int, list[str]]]:
-    """Non-blank rows with their 1-based line numbers, cells stripped."""
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f)
-            rows = []
-            for row in reader:
-                cells = [c.strip() for c in row]
-                if any(cells):
-                    rows.append((reader.line_num, cells))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise FileFormatError(f"cannot read as CSV ({exc})", path) from exc
-    if not rows:
-        raise FileFormatError("empty file: expected a header row", path, 1)
-    return rows
-
-
-def _looks_numeric(cells: list[str]) -> bool:
-    try:
-        [float(c) for c in cells]
-    except ValueError:
-        return False
-    return True
-
-
-def _csv_groups(header: list[str], line: int, path: str, suffixes: tuple[str, ...], start: int) -> list[str]:
-    """Joint names of a header whose columns from ``start`` are groups ``<joint>_<suffix>`` in suffix order."""
-    layout = ",".join(f"<joint>_{s}" for s in suffixes)
-    cols = header[start:]
-    if not cols or len(cols) % len(suffixes):
-        raise FileFormatError(
-            f"header has {len(cols)} joint columns, expected groups of {len(suffixes)} ({layout})", path, line
-        )
-    names: list[str] = []
-    for g in range(0, len(cols), len(suffixes)):
-        name = None
-        for k, s in enumerate(suffixes):
-            cell = cols[g + k]
-            base, sep, suf = cell.rpartition("_")
-            if not sep or not base or suf.lower() != s or (name is not None and base != name):
-                want = f"{name}_{s}" if name is not None else f"<joint>_{s}"
-                raise FileFormatError(
-                    f"header column {start + g + k + 1} is {cell!r}, expected {want!r} (columns are {layout} "
-                    f"per joint)",
-                    path,
-                    line,
-                )
-            name = base
-        names.append(name)
-    return names
-
-
-def _csv_values(rows: list[tuple[int, list[str]]], header: list[str], path: str) -> np.ndarray:
-    """(N, C) float64 of the data rows; errors name the line (and column for non-numeric cells)."""
-    n = len(header)
-    for line, cells in rows:
-        if len(cells) != n:
-            raise FileFormatError(f"row has {len(cells)} cells, the header has {n} columns", path, line)
-    try:
-        return np.array([cells for _, cells in rows], dtype=np.float64).reshape(len(rows), n)
-    except ValueError:
-        pass
-    for line, cells in rows:
-        for k, cell in enumerate(cells):
-            try:
-                float(cell)
-            except ValueError:
-                raise FileFormatError(
-                    f"non-numeric value {cell!r} in column {k + 1} ({header[k]!r})", path, line
-                ) from None
-    raise FileFormatError("non-numeric value in the data rows", path)  # pragma: no cover - numpy agreed with float()
 
 
 def _read_joints_csv(path: str) -> tuple[np.ndarray, list[str], list[int]]:
@@ -560,161 +421,3 @@ def _check_rotations(
         check_finite(p, "joints")
         pos = p.numpy()
     return q.numpy(), rp.numpy(), obs, pos, fps
-
-
-# ----------------------------------------------------------------------------------------------- rotations in
-
-
-def load_rotations(path: str | os.PathLike) -> RotationsFile:
-    """Read a file written by :func:`save_rotations` (``.npz``, ``.csv`` or ``.json``).
-
-    For ``.bvh`` use :func:`kinepose.data.bvh.read_bvh` (``read_bvh(path).to_motion()``).
-
-    Raises:
-        FileFormatError: unknown extension, unreadable file, missing keys or columns, wrong shapes,
-            non-finite values, a JSON ``format`` other than ``"kinepose-rotations"``.
-    """
-    spath = os.fspath(path)
-    if os.path.splitext(spath)[1].lower() == ".bvh":
-        raise FileFormatError(
-            "load_rotations reads .npz, .csv and .json; for BVH use read_bvh(path).to_motion()", spath
-        )
-    ext = _extension(spath, ROTATION_INPUTS, "rotations")
-    if not os.path.isfile(spath):
-        why = "is a folder" if os.path.isdir(spath) else "no such file"
-        raise FileFormatError(f"cannot read ({why})", spath)
-    if ext == ".npz":
-        out = _read_rotations_npz(spath)
-    elif ext == ".json":
-        out = _read_rotations_json(spath)
-    else:
-        out = _read_rotations_csv(spath)
-    _check_rotations_file(out)
-    return out
-
-
-def _read_rotations_npz(path: str) -> RotationsFile:
-    with _load_npz(path) as data:
-        missing = [k for k in ("local_quat", "root_pos") if k not in data.files]
-        if missing:
-            raise FileFormatError(f"missing array(s) {missing}; the file holds {sorted(data.files)}", path)
-        get = {k: _npz_array(data, k, path) for k in data.files}
-    parents = get.get("parents")
-    if parents is not None and (parents.ndim != 1 or parents.dtype.kind not in "iu"):
-        raise FileFormatError(f"'parents' must be a 1-D integer array, got {parents.dtype} {parents.shape}", path)
-    obs = get.get("observable")
-    if obs is not None and obs.dtype.kind != "b":
-        raise FileFormatError(f"'observable' must be a boolean array, got dtype {obs.dtype}", path)
-    joints = get.get("joints")
-    return RotationsFile(
-        local_quat=_numeric(get["local_quat"], path, "local_quat"),
-        root_pos=_numeric(get["root_pos"], path, "root_pos"),
-        joint_names=_names(get["joint_names"], path) if "joint_names" in get else None,
-        parents=None if parents is None else [int(p) for p in parents],
-        observable=obs,
-        fps=_fps(get["fps"], path) if "fps" in get else None,
-        joints=None if joints is None else _numeric(joints, path, "joints"),
-        path=path,
-    )
-
-
-def _json_array(doc: dict, key: str, path: str) -> np.ndarray:
-    try:
-        return np.array(doc[key], dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise FileFormatError(f"{key!r} must be a rectangular nested list of numbers ({exc})", path) from exc
-
-
-def _read_rotations_json(path: str) -> RotationsFile:
-    try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"malformed JSON ({exc.msg})", path, exc.lineno) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"cannot read ({exc})", path) from exc
-    if not isinstance(doc, dict):
-        raise FileFormatError(f"expected a JSON object, got {type(doc).__name__}", path)
-    if doc.get("format") != _FORMAT:
-        raise FileFormatError(f"'format' is {doc.get('format')!r}, expected {_FORMAT!r}", path)
-    if doc.get("version") != _VERSION:
-        raise FileFormatError(f"unsupported 'version' {doc.get('version')!r}; this reader knows {_VERSION}", path)
-    if doc.get("quaternion_order", "wxyz") != "wxyz":
-        raise FileFormatError(f"'quaternion_order' is {doc['quaternion_order']!r}, expected 'wxyz'", path)
-    if doc.get("units", "metres") not in ("metres", "meters", "m"):
-        raise FileFormatError(f"'units' is {doc['units']!r}, expected 'metres'", path)
-    missing = [k for k in ("local_quat", "root_pos", "joint_names") if k not in doc]
-    if missing:
-        raise FileFormatError(f"missing key(s) {missing}", path)
-    names = doc["joint_names"]
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise FileFormatError("'joint_names' must be a list of strings", path)
-    q = _json_array(doc, "local_quat", path)
-    if q.size == 0:
-        q = q.reshape(0, len(names), 4)
-    parents = doc.get("parents")
-    if parents is not None and (not isinstance(parents, list) or not all(type(p) is int for p in parents)):
-        raise FileFormatError("'parents' must be a list of integers", path)
-    obs = doc.get("observable")
-    if obs is not None and (not isinstance(obs, list) or not all(isinstance(b, bool) for b in obs)):
-        raise FileFormatError("'observable' must be a list of true/false", path)
-    return RotationsFile(
-        local_quat=q,
-        root_pos=_json_array(doc, "root_pos", path),
-        joint_names=names,
-        parents=parents,
-        observable=None if obs is None else np.array(obs, dtype=bool),
-        fps=_fps(doc["fps"], path) if "fps" in doc else None,
-        joints=_json_array(doc, "joints", path) if "joints" in doc else None,
-        path=path,
-    )
-
-
-def _read_rotations_csv(path: str) -> RotationsFile:
-    rows = _csv_rows(path)
-    (hline, header), data = rows[0], rows[1:]
-    lead = ["frame", "root_x", "root_y", "root_z"]
-    if [h.lower() for h in header[:4]] != lead:
-        raise FileFormatError(
-            f"header must start with {','.join(lead)}, then <joint>_qw,<joint>_qx,<joint>_qy,<joint>_qz per joint; "
-            f"got {','.join(header[:4])!r}",
-            path,
-            hline,
-        )
-    names = _csv_groups(header, hline, path, _QUAT, 4)
-    values = _csv_values(data, header, path) if data else np.zeros((0, len(header)))
-    bad = ~np.isfinite(values)
-    if bad.any():
-        r, c = (int(i) for i in np.argwhere(bad)[0])
-        raise FileFormatError(f"non-finite value in column {c + 1} ({header[c]!r})", path, data[r][0])
-    T = values.shape[0]
-    return RotationsFile(
-        local_quat=values[:, 4:].reshape(T, len(names), 4),
-        root_pos=values[:, 1:4].copy(),
-        joint_names=names,
-        parents=None,
-        observable=None,
-        fps=None,
-        path=path,
-    )
-
-
-def _check_rotations_file(r: RotationsFile) -> None:
-    """Shapes consistent with each other and values finite."""
-    path, q = r.path, r.local_quat
-    if q.ndim != 3 or q.shape[-1] != 4:
-        raise FileFormatError(f"'local_quat' has shape {q.shape}, expected (T, J, 4)", path)
-    T, J = q.shape[:2]
-    if r.root_pos.shape != (T, 3):
-        raise FileFormatError(f"'root_pos' has shape {r.root_pos.shape}, expected ({T}, 3) as local_quat", path)
-    for key, value in (("joint_names", r.joint_names), ("parents", r.parents), ("observable", r.observable)):
-        if value is not None and len(value) != J:
-            raise FileFormatError(f"{key!r} has {len(value)} entries, expected {J} (local_quat's joints)", path)
-    if r.joints is not None and r.joints.shape != (T, J, 3):
-        raise FileFormatError(f"'joints' has shape {r.joints.shape}, expected ({T}, {J}, 3)", path)
-    if r.parents is not None and (r.parents[:1] != [-1] or any(not 0 <= p < j for j, p in enumerate(r.parents) if j)):
-        raise FileFormatError(f"'parents' must be topologically sorted with root -1 first, got {r.parents}", path)
-    for key, a in (("local_quat", q), ("root_pos", r.root_pos), ("joints", r.joints)):
-        if a is not None and not np.isfinite(a).all():
-            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
-            raise FileFormatError(f"{key!r}: non-finite value at index {idx} (frame {idx[0]})", path)
