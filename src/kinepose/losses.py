@@ -8,7 +8,11 @@ from kinepose.kinematics import forward_kinematics_matrix
 from kinepose.rotations import quat_to_matrix
 from kinepose.skeleton import Skeleton
 
-__all__ = ["fk_position_loss", "geodesic_loss", "quat_mse_loss", "rotation_loss"]
+__all__ = ["ROTATION_LOSSES", "fk_position_loss", "geodesic_loss", "quat_mse_loss", "rotation_loss"]
+
+
+#: Names accepted by :func:`rotation_loss` (config key ``loss.rotation``).
+ROTATION_LOSSES = ("geodesic", "quat_mse")
 
 
 def quat_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -27,7 +31,7 @@ def rotation_loss(kind: str, pred: torch.Tensor, target: torch.Tensor) -> torch.
         return geodesic_loss(pred, target)
     if kind == "quat_mse":
         return quat_mse_loss(pred, target)
-    raise ValueError(f"loss.rotation: unknown rotation loss {kind!r}; use geodesic or quat_mse")
+    raise ValueError(f"loss.rotation: unknown rotation loss {kind!r}; use {' or '.join(ROTATION_LOSSES)}")
 
 
 def fk_position_loss(

@@ -27,7 +27,7 @@ from kinepose.data.datasets import AugmentConfig, WindowDataset, augment_batch, 
 from kinepose.data.motion import Motion
 from kinepose.errors import KineposeError
 from kinepose.kinematics import forward_kinematics_matrix
-from kinepose.losses import fk_position_loss, rotation_loss
+from kinepose.losses import ROTATION_LOSSES, fk_position_loss, rotation_loss
 from kinepose.metrics import geodesic_error
 from kinepose.models import PoseModel, create_model
 from kinepose.rotations import quat_to_matrix
@@ -122,8 +122,8 @@ class IKTask(L.LightningModule):
         self.model: PoseModel = create_model(name, skeleton, **model_cfg)
         self.augment = AugmentConfig.from_config(cfg["data"])
         loss = cfg["loss"]
-        if loss["rotation"] not in ("geodesic", "quat_mse"):
-            raise KineposeError(f"loss.rotation: unknown {loss['rotation']!r}; use geodesic or quat_mse")
+        if loss["rotation"] not in ROTATION_LOSSES:  # fail before training, not at the first step
+            raise KineposeError(f"loss.rotation: unknown {loss['rotation']!r}; use {' or '.join(ROTATION_LOSSES)}")
         if cfg["optim"]["name"] not in ("adam", "rmsprop"):
             raise KineposeError(f"optim.name: unknown optimizer {cfg['optim']['name']!r}; use adam or rmsprop")
         if cfg["optim"]["schedule"] not in ("cosine", "step", "none"):

@@ -21,15 +21,28 @@ from kinepose.errors import KineposeError
 from kinepose.rotations import quat_canonical, quat_multiply, quat_to_matrix, random_quat
 from kinepose.skeleton import Skeleton
 
-__all__ = ["AugmentConfig", "Batch", "WindowDataset", "augment_batch", "frame_windows", "normalization_stats"]
+__all__ = [
+    "AugmentConfig",
+    "Batch",
+    "WindowDataset",
+    "augment_batch",
+    "frame_windows",
+    "normalization_stats",
+    "window_index",
+]
+
+
+def window_index(num_frames: int, window: int, target_index: int, frames: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, W) frame indices of the windows around ``frames`` (default all ``num_frames``): frame t's window
+    is ``t - target_index .. t - target_index + W - 1``, clamped to the clip (edge frames replicated)."""
+    t = torch.arange(num_frames) if frames is None else frames
+    idx = t[:, None] + torch.arange(window)[None, :] - target_index  # (N, W)
+    return idx.clamp(0, num_frames - 1)
 
 
 def frame_windows(x: torch.Tensor, window: int, target_index: int) -> torch.Tensor:
-    """(T, ...) -> (T, W, ...): for each frame t the frames ``t - target_index .. t - target_index + W - 1``,
-    edge frames replicated."""
-    T = x.shape[0]
-    idx = torch.arange(T)[:, None] + torch.arange(window)[None, :] - target_index  # (T, W)
-    return x[idx.clamp(0, T - 1)]
+    """(T, ...) -> (T, W, ...): each frame's window (see :func:`window_index`)."""
+    return x[window_index(x.shape[0], window, target_index)]
 
 
 class WindowDataset(Dataset):
@@ -54,8 +67,7 @@ class WindowDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         c, t = self.index[i % len(self.index)]
-        T = self.positions[c].shape[0]
-        idx = (torch.arange(self.window) + t - self.target_index).clamp(0, T - 1)
+        idx = window_index(self.positions[c].shape[0], self.window, self.target_index, torch.tensor([t]))[0]
         return {"joints": self.positions[c][idx], "quat": self.quats[c][t], "root": self.roots[c][t]}
 
 

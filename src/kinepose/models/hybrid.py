@@ -115,7 +115,6 @@ class HybridIK(PoseModel):
             else:
                 self.encoder = make_rnn(encoder, dim, layers, bidirectional=not self.causal, dropout=dropout)
         if self.use_denoise:
-            self.filter_per_joint = bool(filter_per_joint)
             out = J * 3 if denoiser == "offset" else (J if filter_per_joint else 1) * self.window
             if denoiser == "wiener":
                 self.denoise_head = nn.Sequential(nn.Linear(1, 32), nn.Tanh(), nn.Linear(32, self.window))
