@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 import torch
+from matplotlib.animation import FFMpegWriter
 from matplotlib.image import imread
 from PIL import Image
 
@@ -84,6 +85,45 @@ def test_animate_skeleton(tmp_path, humanoid, poses):
         assert np.asarray(im.convert("RGB")).var() > 0
     with pytest.raises(ValueError, match="gif"):
         animate_skeleton(humanoid, pred, truth, tmp_path / "clip.png")
+
+
+def test_animate_skeleton_mp4(tmp_path, humanoid, poses):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (kinepose[video])")
+    T = 24
+    wave = 0.2 * np.sin(np.linspace(0, 6, T))[:, None, None]
+    truth = poses[1][None] + wave  # (T, J, 3)
+    out = tmp_path / "clip.mp4"
+    n = animate_skeleton(humanoid, truth + 0.01, truth, out, fps=24)
+    assert n == T
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)  # the first item is the stream's metadata
+    assert meta["codec"].startswith("h264") and meta["fps"] == pytest.approx(24, rel=1e-3)
+    w, h = meta["size"]
+    frames = [np.frombuffer(f, np.uint8).reshape(h, w, 3) for f in reader]
+    assert len(frames) == T
+    assert frames[0].var() > 0 and np.abs(frames[0].astype(int) - frames[T // 2]).sum() > 0  # the skeleton moves
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no temporary file left
+
+
+def test_animate_skeleton_mp4_failure_keeps_target(tmp_path, humanoid, poses, monkeypatch):
+    pytest.importorskip("imageio_ffmpeg")
+    out = tmp_path / "clip.mp4"
+    out.write_bytes(b"old")
+    seq = np.repeat(poses[1][None], 5, axis=0)
+    calls = {"n": 0}
+    real = FFMpegWriter.grab_frame
+
+    def failing(self, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk full")
+        return real(self, **kw)
+
+    monkeypatch.setattr(FFMpegWriter, "grab_frame", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        animate_skeleton(humanoid, seq, None, out, fps=10)
+    assert out.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
 def write_metrics(folder, epochs=4, offset=0.0):

@@ -60,6 +60,7 @@ def _cmd_skeleton(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import os
 
+    from kinepose._progress import progress_enabled
     from kinepose.data.deepmimic import load_deepmimic
     from kinepose.evaluation import analytic_solver, evaluate_solver, format_table, write_json
     from kinepose.skeletons import get_skeleton
@@ -91,7 +92,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             motions = load_split(cfg)[2]
             where = f"{len(motions)} held-out clips"
         solver, name = model_solver(model), f"{model.family} ({cfg.get('name', os.path.basename(args.model))})"
-    report = evaluate_solver(solver, motions, name, noise_mm=args.noise_mm, seed=args.seed)
+    report = evaluate_solver(solver, motions, name, noise_mm=args.noise_mm, seed=args.seed,
+                             progress=progress_enabled(not args.quiet))  # fmt: skip
     print(f"{name} on {where}; joint noise {args.noise_mm:g} mm (seed {args.seed})\n")
     print(format_table(report))
     out = args.json
@@ -130,6 +132,7 @@ def _run_config(path: str, stored: dict | None) -> dict:
 def _cmd_train(args: argparse.Namespace) -> int:
     import os
 
+    from kinepose._progress import progress_enabled
     from kinepose.config import resolve_config
     from kinepose.evaluation import (
         analytic_solver,
@@ -153,12 +156,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     test = load_split(cfg)[2]
     sk = result.model.skeleton
     reports = []
+    bar = progress_enabled(not args.quiet)
     for noise in args.noise_levels:
-        reports.append(evaluate_solver(analytic_solver(sk), test, "analytic IK", noise_mm=noise))
-        reports.append(evaluate_solver(fitted_solver(sk), test, "analytic IK + least-squares fit", noise_mm=noise))
-        reports.append(
-            evaluate_solver(model_solver(result.model), test, f"{result.model.family} (this run)", noise_mm=noise)
-        )
+        solvers = ((analytic_solver(sk), "analytic IK"), (fitted_solver(sk), "analytic IK + least-squares fit"),
+                   (model_solver(result.model), f"{result.model.family} (this run)"))  # fmt: skip
+        for solver, name in solvers:
+            reports.append(evaluate_solver(solver, test, name, noise_mm=noise, progress=bar))
     write_json(os.path.join(run_dir, "eval.json"), {
         "train_seconds": result.train_seconds, "epochs": result.epochs, "best_val_geo_deg": result.best_val_geo_deg,
         "residual_selection": result.residual_selection, "reports": [r.to_dict() for r in reports],
@@ -174,6 +177,7 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from kinepose._progress import progress_enabled
     from kinepose.data.io import load_joints, save_rotations
     from kinepose.ik import analytic_ik, observable_mask
     from kinepose.kinematics import forward_kinematics
@@ -196,7 +200,7 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     else:
         from kinepose.inference import predict_clip
 
-        quat, root = predict_clip(model, joints.float(), progress=not args.quiet and len(joints) > 2048)
+        quat, root = predict_clip(model, joints.float(), progress=progress_enabled(not args.quiet))
         quat, root = quat.double(), root.double()
     fk = forward_kinematics(skeleton, quat, root, check=False).positions
     save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps,
@@ -270,8 +274,8 @@ def _plot_pose(args: argparse.Namespace) -> int:
     from kinepose.viz import animate_skeleton, plot_pose_comparison
 
     animate = args.frames == "all"
-    if animate != args.output.lower().endswith(".gif"):
-        raise ValueError("--output: a .gif needs --frames all, and --frames all needs a .gif output")
+    if animate != args.output.lower().endswith((".gif", ".mp4")):
+        raise ValueError("--output: a .gif or .mp4 needs --frames all, and --frames all needs a .gif or .mp4 output")
     if args.noise_mm < 0:
         raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
     if args.model != "analytic" and not os.path.exists(args.model):
@@ -354,6 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise, mm (default 0)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--json", default=None, help="write the metrics here (default for runs: RUN/evaluate_noise<N>mm.json)"
     )
@@ -396,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plot",
         help="plots: a pose against the truth (PNG/GIF), training curves, benchmark errors",
         epilog="examples: kinepose plot pose --model analytic --clip kick --frame 20 --noise-mm 10 --output pose.png\n"
-        "          kinepose plot pose --model runs/humanoid_hybrid --clip walk --frames all --output walk.gif\n"
+        "          kinepose plot pose --model runs/humanoid_hybrid --clip walk --frames all --output walk.mp4\n"
         "          kinepose plot curves runs/humanoid_hybrid runs/humanoid_iknet --output curves.png\n"
         "          kinepose plot noise benchmarks/results/ik_accuracy.json --metric mpjpe_mm --output noise.png\n"
         "          kinepose plot joints benchmarks/results/ik_accuracy.json --noise-mm 10 --output joints.png",
@@ -422,11 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", required=True, help="'analytic', a run folder, model.pt or .ckpt")
     q.add_argument("--clip", default="walk", help="bundled DeepMimic clip (default walk)")
     q.add_argument("--frame", type=int, default=0, help="frame to draw (default 0)")
-    q.add_argument("--frames", choices=["one", "all"], default="one", help="all: animate the clip (.gif output)")
+    q.add_argument(
+        "--frames", choices=["one", "all"], default="one", help="all: animate the clip (.gif or .mp4 output)"
+    )
     q.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise on the input, mm (default 0)")
     q.add_argument("--seed", type=int, default=0, help="noise seed")
     q.add_argument("--side-by-side", action="store_true", help="truth and prediction in two views, not overlaid")
-    q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg) or, with --frames all, .gif")
+    q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg) or, with --frames all, .gif or .mp4")
     p.set_defaults(func=_cmd_plot)
     return parser
 

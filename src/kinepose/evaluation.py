@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from kinepose._atomic import atomic_write
 from kinepose.data.motion import Motion
@@ -113,6 +114,7 @@ def evaluate_solver(
     noise_mm: float = 0.0,
     seed: int = 0,
     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    progress: bool = False,
 ) -> EvalReport:
     """Run ``solver`` on every clip's joint positions (plus optional Gaussian noise) and score it.
 
@@ -123,13 +125,14 @@ def evaluate_solver(
         noise_mm: standard deviation of i.i.d. Gaussian noise added to every joint coordinate, mm.
         seed: seed of the noise.
         preprocess: optional filter applied to the noisy positions before the solver (e.g. smoothing).
+        progress: show a progress bar over the clips.
     """
     if not motions:
         raise ValueError("evaluate_solver: no motions given")
     g = torch.Generator().manual_seed(seed)
     results, geos, dists = [], [], []
     sk = motions[0].skeleton
-    for m in motions:
+    for m in tqdm(motions, desc=f"{name}, {noise_mm:g} mm", unit="clip", disable=not progress, leave=False):
         clean = m.positions()
         noisy = clean + (noise_mm / 1000.0) * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
         inp = preprocess(noisy) if preprocess is not None else noisy

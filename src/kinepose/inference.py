@@ -156,10 +156,12 @@ def predict_clip(
     vis = None if visibility is None else frame_windows(visibility.float(), model.window, model.target_index)
     quats, roots = [], []
     starts = range(0, windows.shape[0], batch_size)
-    for s in tqdm(starts, desc="frames", unit="batch", disable=not progress, leave=False):
-        out = model(windows[s : s + batch_size], None if vis is None else vis[s : s + batch_size])
-        quats.append(out.local_quat)
-        roots.append(out.root_pos)
+    with tqdm(total=windows.shape[0], desc="frames", unit="frame", disable=not progress, leave=False) as bar:
+        for s in starts:
+            out = model(windows[s : s + batch_size], None if vis is None else vis[s : s + batch_size])
+            quats.append(out.local_quat)
+            roots.append(out.root_pos)
+            bar.update(len(out.local_quat))
     return torch.cat(quats), torch.cat(roots)
 
 

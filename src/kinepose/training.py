@@ -23,6 +23,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from kinepose._atomic import atomic_write
+from kinepose._progress import progress_enabled
 from kinepose.data.datasets import AugmentConfig, WindowDataset, augment_batch, normalization_stats
 from kinepose.data.motion import Motion
 from kinepose.errors import KineposeError
@@ -325,7 +326,7 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
         precision=tr["precision"],
         log_every_n_steps=int(tr["log_every_n_steps"]),
         logger=_loggers(cfg, run_dir) or False,
-        enable_progress_bar=bool(tr["progress_bar"]),
+        enable_progress_bar=progress_enabled(bool(tr["progress_bar"])),
         enable_model_summary=False,
         enable_checkpointing=enable_checkpointing,
         callbacks=callbacks,

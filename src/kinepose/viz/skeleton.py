@@ -1,4 +1,4 @@
-"""3D skeleton views: one pose, a prediction against the truth (PNG), a sequence (GIF).
+"""3D skeleton views: one pose, a prediction against the truth (PNG), a sequence (GIF or MP4).
 
 Data are Y-up, metres: a point ``(x, y, z)`` is drawn at matplotlib's ``(x, z, y)`` so that y is the vertical
 axis; the three axes share one scale. Per-joint errors are shown in millimetres.
@@ -16,16 +16,17 @@ matplotlib.use("Agg")  # headless: never open a window
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.animation import PillowWriter
+from matplotlib.animation import FFMpegWriter, PillowWriter
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from kinepose._atomic import atomic_write
 from kinepose.skeleton import Skeleton
 
-__all__ = ["MAX_GIF_FRAMES", "animate_skeleton", "plot_pose_comparison", "plot_skeleton"]
+__all__ = ["MAX_GIF_FRAMES", "animate_skeleton", "ffmpeg_executable", "plot_pose_comparison", "plot_skeleton"]
 
 MAX_GIF_FRAMES = 120
+ANIMATION_FORMATS = ("gif", "mp4")
 IMAGE_FORMATS = ("png", "pdf", "svg")
 ERROR_CMAP = "plasma"
 
@@ -202,6 +203,47 @@ class _AtomicPillowWriter(PillowWriter):
         atomic_write(self.outfile, write, binary=True)
 
 
+def ffmpeg_executable() -> str:
+    """Path of an ffmpeg program for MP4 output: the one the ``imageio-ffmpeg`` package ships (installed with
+    ``kinepose[video]`` and ``kinepose[dev]``), else ``ffmpeg`` on the PATH. Raises ValueError when neither
+    exists."""
+    import shutil
+
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+    raise ValueError("MP4 output needs ffmpeg: pip install 'kinepose[video]' (ships one) or install ffmpeg")
+
+
+class _AtomicFFMpegWriter(FFMpegWriter):
+    """matplotlib's ffmpeg writer (H.264, yuv420p) encoding to a temporary file that replaces the target
+    only once ffmpeg has finished without error."""
+
+    def setup(self, fig: Figure, outfile: str, dpi: float | None = None) -> None:
+        self._target = os.fspath(outfile)
+        folder = os.path.dirname(os.path.abspath(self._target))
+        self._tmp = os.path.join(folder, f".{os.path.basename(self._target)}.{os.getpid()}.tmp.mp4")
+        super().setup(fig, self._tmp, dpi)
+
+    def finish(self) -> None:
+        super().finish()  # raises CalledProcessError when ffmpeg failed
+        os.replace(self._tmp, self._target)
+
+    def discard(self) -> None:
+        """Stop ffmpeg (if running) and remove the temporary file, after an error."""
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+
 def animate_skeleton(
     skeleton: Skeleton,
     pred: Any,
@@ -209,45 +251,55 @@ def animate_skeleton(
     path: str | os.PathLike = "x.gif",
     fps: float = 30.0,
     title: str | None = None,
-    max_frames: int = MAX_GIF_FRAMES,
+    max_frames: int | None = None,
 ) -> int:
-    """A sequence as a looping GIF, the prediction's joints coloured by their error when ``truth`` is given.
+    """A sequence as a looping GIF or an MP4 video (H.264), the prediction's joints coloured by their error when
+    ``truth`` is given. Both play in real time.
 
     Args:
         skeleton: the kinematic tree.
         pred: (T, J, 3) positions, metres, Y-up.
         truth: optional (T, J, 3) true positions.
-        path: output .gif.
+        path: output .gif or .mp4 (MP4 needs ffmpeg, see :func:`ffmpeg_executable`).
         fps: frame rate of the sequence; playback stays real-time after subsampling.
         title: title above every frame.
-        max_frames: at most this many frames are drawn (every ``ceil(T / max_frames)``-th frame).
+        max_frames: at most this many frames are drawn (every ``ceil(T / max_frames)``-th frame). Default:
+            :data:`MAX_GIF_FRAMES` for a GIF, every frame (up to 60 fps) for an MP4.
 
     Returns:
         The number of frames written.
     """
-    _image_format(path, ("gif",))
+    fmt = _image_format(path, ANIMATION_FORMATS)
     if fps <= 0:
         raise ValueError(f"fps: must be > 0, got {fps}")
     p = _check_pose(skeleton, pred, "pred", sequence=True)
     t = None if truth is None else _check_pose(skeleton, truth, "truth", sequence=True)
     if t is not None and t.shape != p.shape:
         raise ValueError(f"truth: shape {tuple(t.shape)} differs from pred {tuple(p.shape)}")
+    if max_frames is None:
+        max_frames = MAX_GIF_FRAMES if fmt == "gif" else math.ceil(len(p) / max(1, math.ceil(fps / 60)))
     step = max(1, math.ceil(len(p) / max(1, max_frames)))
     frames = range(0, len(p), step)
     err = None if t is None else _joint_errors_mm(p, t)  # (T, J)
     vmax = None if err is None else max(float(err.max()), 1e-6)
     everything = p if t is None else np.concatenate([p, t])
     os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)
+    if fmt == "mp4":
+        matplotlib.rcParams["animation.ffmpeg_path"] = ffmpeg_executable()
+        writer: Any = _AtomicFFMpegWriter(fps=fps / step, codec="h264", bitrate=-1)
+    else:
+        writer = _AtomicPillowWriter(fps=max(fps / step, 1.0))
     fig = plt.figure(figsize=(5, 5))
+    started = False
     try:
         ax = _new_3d_axes(fig)
         if err is not None:
             sm = plt.cm.ScalarMappable(cmap=ERROR_CMAP, norm=matplotlib.colors.Normalize(0.0, vmax))
             fig.colorbar(sm, ax=ax, shrink=0.6, pad=0.1, label="joint error (mm)")
-        writer = _AtomicPillowWriter(fps=max(fps / step, 1.0))
         # setup/grab/finish by hand rather than writer.saving(): that one finishes (writes) even on an error
         with matplotlib.rc_context({"savefig.bbox": None}):  # every frame the same size
-            writer.setup(fig, os.fspath(path), dpi=80)
+            writer.setup(fig, os.fspath(path), dpi=80 if fmt == "gif" else 120)
+            started = True
             for i in frames:
                 ax.cla()
                 ax.set_xlabel("x (m)")
@@ -261,6 +313,10 @@ def animate_skeleton(
                 ax.set_title(f"{title + ' - ' if title else ''}frame {i} ({i / fps:.2f} s)", fontsize=9)
                 writer.grab_frame()
             writer.finish()
+    except BaseException:
+        if started and isinstance(writer, _AtomicFFMpegWriter):
+            writer.discard()
+        raise
     finally:
         plt.close(fig)
     return len(frames)
