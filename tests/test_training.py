@@ -43,7 +43,8 @@ def test_run_folder(tmp_path, model, extra):
     for name in ("config.yaml", "model.pt", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
         assert (run / name).exists(), name
     metrics = run / "logs" / "csv" / "version_0" / "metrics.csv"
-    assert "val/geo_deg" in metrics.read_text().splitlines()[0]
+    header = metrics.read_text().splitlines()[0].split(",")
+    assert {"val/geo_deg", "val/mpjpe_mm", "train/geo_deg", "train/mpjpe_mm"} <= set(header)  # train-vs-val curves
     assert np.isfinite(res.best_val_geo_deg)
     # saved model == returned model; the Lightning checkpoint loads too
     x = torch.randn(6, 15, 3) * 0.3

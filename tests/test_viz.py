@@ -20,6 +20,7 @@ from kinepose.kinematics import rest_pose
 from kinepose.skeletons import get_skeleton
 from kinepose.viz import (
     animate_skeleton,
+    curves,
     plot_attention,
     plot_error_vs_noise,
     plot_per_joint_errors,
@@ -129,21 +130,31 @@ def test_animate_skeleton_mp4_failure_keeps_target(tmp_path, humanoid, poses, mo
 def write_metrics(folder, epochs=4, offset=0.0):
     log = folder / "logs" / "csv" / "version_0"
     log.mkdir(parents=True)
-    cols = ["epoch", "step", "train/total", "val/geo_deg", "val/loss", "val/mpjpe_mm"]
+    cols = ["epoch", "step", "train/geo_deg", "train/total", "val/geo_deg", "val/loss", "val/mpjpe_mm"]
     with open(log / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(cols)
         for e in range(epochs):  # sparse rows, as Lightning writes them
-            w.writerow([e, 10 * e + 9, "", 10 - e + offset, 0.5 - 0.05 * e, 12 - e])
-            w.writerow([e, 10 * e + 9, 1.0 / (e + 1) + offset, "", "", ""])
+            w.writerow([e, 10 * e + 9, "", "", 10 - e + offset, 0.5 - 0.05 * e, 12 - e])
+            w.writerow([e, 10 * e + 9, 9 - e + offset, 1.0 / (e + 1) + offset, "", "", ""])
     return folder
 
 
-def test_training_curves(tmp_path):
+def test_training_curves(tmp_path, monkeypatch):
     a, b = write_metrics(tmp_path / "run_a"), write_metrics(tmp_path / "run_b", epochs=3, offset=1.0)
     out = tmp_path / "curves.png"
     plot_training_curves([a, b], out)
     assert_png(out)
+    figs = []
+    monkeypatch.setattr(curves, "save_figure", lambda fig, path: figs.append(fig))
+    plot_training_curves([a, b], out)
+    loss, geo, mpjpe = figs[0].axes
+    labels = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in (loss, geo, mpjpe)]
+    assert labels[0] == ["run_a val", "run_a train", "run_b val", "run_b train"]  # val/loss against train/total
+    assert labels[1] == ["run_a val", "run_a train", "run_b val", "run_b train"]  # val/geo_deg against train/geo_deg
+    assert labels[2] == ["run_a", "run_b"]  # no train/mpjpe_mm logged
+    train_line = geo.get_lines()[1]
+    assert train_line.get_linestyle() == "--" and list(train_line.get_ydata()) == [9, 8, 7, 6]
     with pytest.raises(ValueError, match="'val/nope' is in none"):
         plot_training_curves([a], tmp_path / "c.png", metrics=["val/nope"])
     with pytest.raises(ValueError, match="no metrics.csv"):

@@ -164,7 +164,18 @@ class IKTask(L.LightningModule):
         losses = self._losses(batch, out)
         for k, v in losses.items():
             self.log(f"train/{k}", v, on_step=False, on_epoch=True, prog_bar=k == "total", sync_dist=True)
+        with torch.no_grad():  # the same metrics as validation, for train-vs-validation curves
+            geo, mpjpe = self._metrics(batch, out)
+        n = batch.joints.shape[0]
+        self.log("train/geo_deg", geo, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train/mpjpe_mm", mpjpe, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
         return losses["total"]
+
+    def _metrics(self, batch, out) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean geodesic error (deg) of the rotated joints and MPJPE (mm) of FK(output) against the target."""
+        geo = geodesic_error(out.local_quat[:, self.rot_idx], batch.quat[:, self.rot_idx], degrees=True).mean()
+        pos = forward_kinematics_matrix(self.skeleton, quat_to_matrix(out.local_quat), out.root_pos).positions
+        return geo, 1000.0 * (pos - batch.target).norm(dim=-1).mean()
 
     def validation_step(self, raw, batch_idx):
         g = torch.Generator().manual_seed(10_000 + batch_idx)
@@ -172,9 +183,7 @@ class IKTask(L.LightningModule):
                               noise_mm=float(self.cfg["data"]["val_noise_mm"]))  # fmt: skip
         out = self.model(batch.joints, batch.visibility)
         losses = self._losses(batch, out)
-        geo = geodesic_error(out.local_quat[:, self.rot_idx], batch.quat[:, self.rot_idx], degrees=True).mean()
-        pos = forward_kinematics_matrix(self.skeleton, quat_to_matrix(out.local_quat), out.root_pos).positions
-        mpjpe = 1000.0 * (pos - batch.target).norm(dim=-1).mean()
+        geo, mpjpe = self._metrics(batch, out)
         n = batch.joints.shape[0]
         self.log("val/loss", losses["total"], batch_size=n, sync_dist=True)
         self.log("val/geo_deg", geo, batch_size=n, prog_bar=True, sync_dist=True)

@@ -43,7 +43,7 @@ METRIC_LABELS = {
     "accel_mm": "acceleration error (mm)",
     "val/geo_deg": "validation geodesic error (deg)",
     "val/mpjpe_mm": "validation MPJPE (mm)",
-    "train/total": "loss (train solid, val dashed)",
+    "train/total": "loss (val solid, train dashed)",
 }
 
 
@@ -119,10 +119,11 @@ def plot_training_curves(
     metrics: Sequence[str] = ("val/geo_deg", "val/mpjpe_mm"),
     train_metric: str | None = "train/total",
 ) -> None:
-    """Training curves of one or more runs, per epoch: one panel per metric, one line per run.
+    """Training curves of one or more runs, per epoch: one panel per metric, one colour per run.
 
-    The first panel is ``train_metric`` (solid) with the validation loss ``val/loss`` (dashed, same colour)
-    where the run logged it: training against validation. Then one panel per entry of ``metrics``.
+    Training against validation: the first panel is ``train_metric`` (dashed) with the validation loss
+    ``val/loss`` (solid, same colour) where the run logged it. Then one panel per entry of ``metrics``; for a
+    validation metric ``val/X``, the run's training value ``train/X`` (if logged) is drawn dashed beside it.
 
     Args:
         run_dirs: run folders (or their metrics.csv); lines are labelled with the run folder's name.
@@ -145,13 +146,14 @@ def plot_training_curves(
     for ax, name in zip(axes[0], panels, strict=True):
         for i, (label, m) in enumerate(runs):
             color = f"C{i % 10}"
-            if name in m:
-                ax.plot(*m[name], marker="o", ms=3, color=color, label=label if name != train_metric else None)
             if name == train_metric:
-                if name in m:
-                    ax.plot([], [], color=color, label=f"{label} train")
-                if "val/loss" in m:
-                    ax.plot(*m["val/loss"], ls="--", marker="s", ms=3, color=color, label=f"{label} val")
+                val, train = "val/loss", name
+            else:
+                val, train = name, "train/" + name[4:] if name.startswith("val/") else None
+            if val in m:
+                ax.plot(*m[val], marker="o", ms=3, color=color, label=f"{label} val" if train in m else label)
+            if train in m:
+                ax.plot(*m[train], ls="--", marker="s", ms=3, color=color, alpha=0.8, label=f"{label} train")
         ax.set_xlabel("epoch")
         ax.set_ylabel(METRIC_LABELS.get(name, name))
         ax.set_title(name, fontsize=10)
