@@ -13,7 +13,9 @@ examples:
   kinepose evaluate runs/humanoid_hybrid --noise-mm 10     score a run on its held-out clips
   kinepose evaluate analytic                               the closed-form IK on the 5 held-out clips
   kinepose ik --model runs/humanoid_hybrid --input joints.npz --output rotations.bvh
-  kinepose export runs/humanoid_iknet --format onnx            ONNX graph + onnxruntime parity check
+  kinepose export runs/humanoid_iknet --format onnx        ONNX graph + onnxruntime parity check
+  kinepose report runs/humanoid_hybrid                     one HTML page: config, metrics, curves, skeletons
+  kinepose view rotations.npz joints.npz --open            3D viewer in the browser, prediction vs truth
   kinepose info                                            skeletons and bundled motion clips
 
 file formats (kinepose ik):
@@ -25,6 +27,9 @@ file formats (kinepose ik):
           .bvh  any BVH consumer (Blender, MotionBuilder); ZXY rotation channels
           .csv  frame, root_x.., <joint>_qw, _qx, _qy, _qz per joint
           .json {"format": "kinepose-rotations", "local_quat": [...], "root_pos": [...], ...}
+
+file formats (kinepose view): any output above with its `joints` or rotations (.npz/.json), a .bvh, or joint
+  positions (.npz/.npy/.csv, with --skeleton); a second file is drawn as the ground truth.
 
 Units: metres and radians in files; millimetres and degrees in printed tables. Quaternions are (w, x, y, z).
 """
@@ -314,6 +319,71 @@ def _plot_pose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from kinepose.report import write_report
+
+    if args.noise_mm < 0:
+        raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    result = write_report(args.run, args.output, clip=args.clip, noise_mm=args.noise_mm, seed=args.seed,
+                          viewer=not args.no_viewer)  # fmt: skip
+    print(f"wrote {result.path} ({result.bytes / 1024:.0f} KiB: {', '.join(result.sections)})")
+    if result.viewer_path:
+        print(f"wrote {result.viewer_path} (3D viewer of the clip, linked from the report)")
+    return 0
+
+
+def _default_view_output(path: str) -> str:
+    import os
+
+    stem, _ = os.path.splitext(path)
+    return f"{stem}.view.html"
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    import os
+    import warnings
+
+    from kinepose.viz.viewer import view_files
+
+    out = args.output or _default_view_output(args.file)
+    if os.path.abspath(out) in {os.path.abspath(args.file), os.path.abspath(args.truth or args.file)}:
+        raise ValueError(f"--output: {out} would overwrite an input file")
+    with warnings.catch_warnings(record=True) as caught:  # trimmed clips, unknown fps: printed as notes
+        warnings.simplefilter("always")
+        n = view_files(out, args.file, args.truth, scale=args.scale, skeleton=args.skeleton, title=args.title)
+    for w in caught:
+        print(f"note: {w.message}", file=sys.stderr)
+    print(f"wrote {out} ({n} frames, {os.path.getsize(out) / 1024:.0f} KiB, self-contained: works offline)")
+    if args.serve:
+        _serve(out, args.port)
+    elif args.open:
+        import pathlib
+        import webbrowser
+
+        url = pathlib.Path(os.path.abspath(out)).as_uri()
+        if not webbrowser.open(url):
+            print(f"no browser found here; open {url} yourself")
+    return 0
+
+
+def _serve(page: str, port: int) -> None:
+    """Serve the page's folder on localhost until Ctrl-C (for a browser on another machine, via ssh -L)."""
+    import functools
+    import http.server
+    import os
+    import urllib.parse
+
+    folder, name = os.path.split(os.path.abspath(page))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{urllib.parse.quote(name)}"
+        print(f"serving {url} (Ctrl-C stops)", flush=True)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            print("stopped")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kinepose.data.deepmimic import DEFAULT_EVAL_CLIPS
 
@@ -435,6 +505,48 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--side-by-side", action="store_true", help="truth and prediction in two views, not overlaid")
     q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg) or, with --frames all, .gif or .mp4")
     p.set_defaults(func=_cmd_plot)
+
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML page of a training run",
+        description="Write RUN/report.html: the config, the metrics table against the analytic solvers, training "
+        "curves, skeleton views on a held-out clip with per-joint errors, error charts and attention maps (when "
+        "the model has attention), pictures embedded; and RUN/report_viewer.html, the clip in the 3D viewer.",
+        epilog="example: kinepose report runs/humanoid_hybrid --clip kick --noise-mm 10",
+    )
+    p.add_argument("run", help="a run folder of kinepose train")
+    p.add_argument("--output", default=None, help="HTML file (default RUN/report.html)")
+    p.add_argument("--clip", default=None, help="held-out clip for the pictures (default: the first)")
+    p.add_argument("--noise-mm", type=float, default=10.0, help="Gaussian joint noise on that clip, mm (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--no-viewer", action="store_true", help="do not write the 3D viewer page")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "view",
+        help="3D viewer in the browser: a self-contained HTML page of a motion file",
+        description="Write an HTML page that plays FILE in 3D (three.js, shipped inside kinepose: no network "
+        "needed): orbit with the mouse, play/pause (space), frame slider (arrow keys), speed. With TRUTH, both "
+        "are drawn and the page shows the per-frame MPJPE between them. Then --open it in the default browser, "
+        "or --serve it on localhost.",
+        epilog="file formats: .npz/.json from kinepose ik (joints or rotations), .bvh (its own skeleton), joint\n"
+        "positions .npz/.npy/.csv (give --skeleton; see kinepose --help).\n\n"
+        "examples: kinepose view walk_rotations.npz walk_joints.npz --open\n"
+        "          kinepose view /usr/share/assimp/models/BVH/01_01.bvh --scale 0.0564 --serve\n"
+        "          kinepose view joints.npy --skeleton h36m17 --output joints.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("file", help="motion to show (.npz, .json, .bvh, .npy, .csv)")
+    p.add_argument("truth", nargs="?", default=None, help="optional ground truth, drawn beside it")
+    p.add_argument("--output", default=None, help="HTML file (default FILE with .view.html)")
+    p.add_argument("--skeleton", default=None, help="skeleton preset for files without a tree (humanoid, hand21...)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply positions to get metres (0.01 for cm)")
+    p.add_argument("--title", default=None, help="page title (default: the file names)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--open", action="store_true", help="open the page in the default browser")
+    g.add_argument("--serve", action="store_true", help="serve the page on http://127.0.0.1:PORT until Ctrl-C")
+    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0 picks a free one)")
+    p.set_defaults(func=_cmd_view)
     return parser
 
 
