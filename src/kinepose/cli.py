@@ -17,6 +17,7 @@ examples:
   kinepose report runs/humanoid_hybrid                     one HTML page: config, metrics, curves, skeletons
   kinepose view rotations.npz joints.npz --open            3D viewer in the browser, prediction vs truth
   kinepose info                                            skeletons and bundled motion clips
+  kinepose clip kick --noise-mm 10 --output kick.npz       a bundled clip's joints as a file
 
 file formats (kinepose ik):
   input   .npz  array `joints` (T, J, 3) metres, optional `joint_names`, `fps`
@@ -48,6 +49,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
         m = load_deepmimic(clip)
         star = "*" if clip in DEFAULT_EVAL_CLIPS else " "
         print(f" {star}{clip:<16} {m.num_frames:>4} frames  {m.fps:5.1f} fps  {m.num_frames / m.fps:5.2f} s")
+    return 0
+
+
+def _cmd_clip(args: argparse.Namespace) -> int:
+    import torch
+
+    from kinepose.data.deepmimic import load_deepmimic
+    from kinepose.data.io import save_joints
+
+    if args.noise_mm < 0:
+        raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    m = load_deepmimic(args.name)
+    joints = m.positions()  # (T, J, 3)
+    g = torch.Generator().manual_seed(args.seed)
+    joints = joints + (args.noise_mm / 1000.0) * torch.randn(joints.shape, generator=g, dtype=joints.dtype)
+    save_joints(args.output, joints, m.skeleton.joint_names, fps=m.fps)
+    noise = f", {args.noise_mm:g} mm Gaussian noise (seed {args.seed})" if args.noise_mm else ""
+    print(f"wrote {args.output}: {args.name}, {m.num_frames} frames, {len(m.skeleton.joint_names)} joints, "
+          f"{m.fps:g} fps{noise}")  # fmt: skip
     return 0
 
 
@@ -397,6 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="list skeletons and bundled clips")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "clip",
+        help="write a bundled clip's joint positions to a file (input for ik and view)",
+        description="Write the joint positions of a bundled DeepMimic clip (see kinepose info) as .npz (joints, "
+        "joint_names, fps) or .csv (frame,<joint>_x,<joint>_y,<joint>_z,...), metres, optionally with noise.",
+        epilog="example: kinepose clip kick --output kick_truth.npz\n"
+        "         kinepose clip kick --noise-mm 10 --output kick_noisy.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", help="clip name, e.g. walk, kick, run (kinepose info lists them)")
+    p.add_argument("--output", required=True, help="joints file (.npz or .csv)")
+    p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian noise per coordinate, mm (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.set_defaults(func=_cmd_clip)
 
     p = sub.add_parser("skeleton", help="describe a skeleton preset")
     p.add_argument("name", help="humanoid, hand21, h36m17 or head")

@@ -119,6 +119,7 @@ __all__ = [
     "RotationsFile",
     "load_joints",
     "load_rotations",
+    "save_joints",
     "save_rotations",
 ]
 
@@ -300,6 +301,53 @@ def _map_to_skeleton(
         )
     idx = skeleton.remap_from(file_names)
     return joints[:, idx], list(skeleton.joint_names)
+
+
+# ----------------------------------------------------------------------------------------------- joints out
+
+
+def save_joints(
+    path: str | os.PathLike,
+    joints: torch.Tensor | np.ndarray,
+    joint_names: Sequence[str],
+    fps: float | None = None,
+) -> None:
+    """Write joint positions as ``.npz`` or ``.csv`` (the layouts :func:`load_joints` reads), atomically.
+
+    Args:
+        path: the output file; its extension picks the format.
+        joints: (T, J, 3) positions, metres, finite.
+        joint_names: ``J`` distinct names (the CSV header needs them; they must not be empty or hold commas).
+        fps: frames per second, written to ``.npz`` (a CSV has no place for it).
+    """
+    spath = os.fspath(path)
+    ext = _extension(spath, (".npz", ".csv"), "joints")
+    p = as_tensor(joints, "joints", torch.float64).detach().cpu()
+    names = [str(n) for n in joint_names]
+    if p.dim() != 3 or p.shape[0] < 1 or p.shape[-1] != 3 or p.shape[1] != len(names):
+        raise ShapeError(f"joints: expected shape (T, {len(names)}, 3) for {len(names)} joint names, "
+                         f"got {tuple(p.shape)}")  # fmt: skip
+    check_finite(p, "joints")
+    if len(set(names)) != len(names) or any(not n or "," in n or "\n" in n for n in names):
+        raise KineposeError(f"joint_names: expected distinct non-empty names without commas, got {names}")
+    if fps is not None and not (np.isfinite(fps) and fps > 0):
+        raise KineposeError(f"fps: expected a positive finite number, got {fps}")
+    arr = p.numpy()
+    if ext == ".npz":
+        arrays = {"joints": arr, "joint_names": np.array(names, dtype=str)}
+        if fps is not None:
+            arrays["fps"] = np.float64(fps)
+        atomic_write(spath, lambda f: np.savez(f, **arrays), binary=True)
+        return
+    T = arr.shape[0]
+    table = np.concatenate([np.arange(T, dtype=np.float64)[:, None], arr.reshape(T, -1)], axis=1)
+    header = ["frame"] + [f"{n}_{a}" for n in names for a in "xyz"]
+
+    def write_csv(f: IO) -> None:
+        f.write(",".join(header) + "\n")
+        np.savetxt(f, table, fmt=["%d"] + ["%.17g"] * (table.shape[1] - 1), delimiter=",")
+
+    atomic_write(spath, write_csv, binary=False)
 
 
 # ----------------------------------------------------------------------------------------------- rotations out
