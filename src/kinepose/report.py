@@ -88,13 +88,16 @@ def _metrics_table(reports: list[dict]) -> str:
     rows = []
     for noise in sorted({float(r["noise_mm"]) for r in reports}):
         group = [r for r in reports if float(r["noise_mm"]) == noise]
-        best = {k: min(float(r["overall"].get(k, np.nan)) for r in group) for k, _ in METRICS}
+        shown = {k: [round(float(r["overall"].get(k, np.nan)), 2) for r in group] for k, _ in METRICS}
+        best = {k: min((x for x in v if np.isfinite(x)), default=np.nan) for k, v in shown.items()}  # ties all bold
         for r in group:
             cells = []
             for k, _ in METRICS:
                 v = float(r["overall"].get(k, np.nan))
                 text = "–" if not np.isfinite(v) else f"{v:.2f}"
-                cells.append(f"<td class='num{' best' if np.isfinite(v) and v == best[k] else ''}'>{text}</td>")
+                cells.append(
+                    f"<td class='num{' best' if np.isfinite(v) and round(v, 2) == best[k] else ''}'>{text}</td>"
+                )
             frames = r["overall"].get("frames", "")
             rows.append(
                 f"<tr><td>{html.escape(str(r['solver']))}</td><td class='num'>{noise:g}</td>"

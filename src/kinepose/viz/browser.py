@@ -203,6 +203,7 @@ def screenshot(
     height: int = 700,
     before: str | None = None,
     timeout: float = 60.0,
+    wait_for: str | None = VIEWER_READY,
 ) -> None:
     """Write a PNG of a page (atomically), e.g. of a viewer page for the docs.
 
@@ -213,6 +214,7 @@ def screenshot(
         before: JavaScript run once the page is ready, before the shot (e.g.
             ``"kineposeViewer.setFrame(20)"``); a returned Promise is awaited.
         timeout: seconds for loading and for ``before``.
+        wait_for: as :func:`open_page` (None for pages other than the viewer, e.g. a report).
 
     Raises:
         BrowserError: as :func:`open_page`, and when the page logged an error or a viewer failed to render.
@@ -220,7 +222,7 @@ def screenshot(
     """
     if os.path.splitext(os.fspath(png_path))[1].lower() != ".png":
         raise KineposeError(f"png_path: {os.fspath(png_path)}: expected a .png file")
-    with open_page(html_path, width, height, timeout=timeout) as hp:
+    with open_page(html_path, width, height, wait_for=wait_for, timeout=timeout) as hp:
         if before:
             hp.evaluate(before)
         hp.next_frames()

@@ -41,8 +41,8 @@ METRIC_LABELS = {
     "geo_unobservable_deg": "geodesic error, unobservable joints (deg)",
     "mpjpe_mm": "MPJPE of FK(output) (mm)",
     "accel_mm": "acceleration error (mm)",
-    "val/geo_deg": "validation geodesic error (deg)",
-    "val/mpjpe_mm": "validation MPJPE (mm)",
+    "val/geo_deg": "geodesic error (deg)",
+    "val/mpjpe_mm": "MPJPE of FK(output) (mm)",
     "train/total": "loss (val solid, train dashed)",
 }
 
