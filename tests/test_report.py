@@ -55,7 +55,8 @@ def test_report_of_a_sequence_run(sequence_run, capsys):
     model_row = next(r for r in ev["reports"] if r["solver"] == "sequence (this run)" and r["noise_mm"] == 10)
     assert f"{model_row['overall']['mpjpe_mm']:.2f}" in page  # the numbers are the run's
     assert "window: 4" in page and "humanoid_sequence" in page  # the resolved config
-    assert "tokens are frame offsets relative to the predicted frame" in page  # a map over the 4-frame window
+    assert "Tokens are frame offsets relative to the predicted frame" in page  # maps over the 4-frame window
+    assert "which frames the predicted frame attends to" in page
     images = _images(page)
     assert len(images) >= 5  # curves, two skeleton views, per-joint bars, error vs noise (x2), attention
     for im in images:
@@ -75,6 +76,18 @@ def test_report_without_attention_or_eval_json(tmp_path):
     assert "has no attention layers" in page and "No eval.json" in page
     assert not (tmp_path / "elsewhere" / "report_viewer.html").exists()
     assert len(_images(page)) == 3  # curves and two skeleton views
+    png = tmp_path / "att.png"
+    assert main(["plot", "attention", "--model", str(tmp_path / "run"), "--output", str(png)]) == 2
+    assert not png.exists()
+
+
+def test_cli_plot_attention(sequence_run, tmp_path, capsys):
+    out = tmp_path / "att.png"
+    assert main(["plot", "attention", "--model", str(sequence_run), "--clip", "kick", "--per-head", "--output",
+                 str(out)]) == 0  # fmt: skip
+    assert "1 layers, 2 heads" in capsys.readouterr().out
+    im = Image.open(out)
+    assert im.format == "PNG" and np.asarray(im.convert("RGB")).std() > 5
 
 
 def test_report_errors(sequence_run, tmp_path, capsys):

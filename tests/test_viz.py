@@ -208,6 +208,21 @@ def test_attention(tmp_path):
     assert_png(tmp_path / "frames.png")
     plot_attention(layers[:1], tmp_path / "joints.png", labels=list("abcde"), axis="joint")
     assert_png(tmp_path / "joints.png")
+    figs = []
+    real = curves.save_figure
+    curves.save_figure = lambda fig, path: (figs.append(fig), real(fig, path))
+    try:
+        plot_attention(layers, tmp_path / "heads.png", per_head=True, query=4, labels=[str(i - 4) for i in range(5)])
+    finally:
+        curves.save_figure = real
+    assert_png(tmp_path / "heads.png")
+    axes = [ax for ax in figs[0].axes if ax.get_label() != "<colorbar>"]
+    assert len(axes) == 3 * (4 + 1 + 1)  # per layer: 4 heads, their mean, the query's profile
+    profile = axes[5]  # layer 0's profile of query 4: one line per head, then the mean
+    mean = np.asarray(layers[0].mean(0)[:, 4].mean(0))  # (B, heads, N, N) -> batch mean -> query row -> head mean
+    np.testing.assert_allclose(profile.get_lines()[-1].get_ydata(), mean, rtol=1e-6)
+    with pytest.raises(ValueError, match="query"):
+        plot_attention(layers, tmp_path / "x.png", query=5)
     with pytest.raises(ValueError, match="labels"):
         plot_attention(layers, tmp_path / "x.png", labels=["a"])
     with pytest.raises(ValueError, match="empty"):

@@ -283,9 +283,45 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
         plot_per_joint_errors(args.benchmark, args.output, skeleton=args.skeleton, noise_mm=args.noise_mm,
                               rows=args.rows)  # fmt: skip
+    elif args.what == "attention":
+        return _plot_attention(args)
     else:
         return _plot_pose(args)
     print(f"wrote {args.output}")
+    return 0
+
+
+def _plot_attention(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from kinepose.data.deepmimic import load_deepmimic
+    from kinepose.inference import clip_attention, load_model
+    from kinepose.viz import plot_attention
+
+    if args.noise_mm < 0:
+        raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    if not os.path.exists(args.model):
+        raise ValueError(f"--model: {args.model!r} is not an existing run folder or model file")
+    model = load_model(args.model)
+    if model.skeleton.name != "humanoid":
+        raise ValueError(f"--model: the bundled clips are humanoid motion; this model is for '{model.skeleton.name}'")
+    motion = load_deepmimic(args.clip)
+    truth = motion.positions()
+    g = torch.Generator().manual_seed(args.seed)
+    noisy = truth + (args.noise_mm / 1000.0) * torch.randn(truth.shape, generator=g, dtype=truth.dtype)
+    att, n = clip_attention(model, noisy.float())
+    if not att:
+        raise ValueError(f"--model: this {model.family} model has no attention layers (sequence transformers, "
+                         "hybrid transformer encoders and seed0 attention/graph mixers have)")  # fmt: skip
+    frames = model.window > 1
+    labels = [str(i - model.target_index) for i in range(model.window)] if frames else list(model.skeleton.joint_names)
+    axis = "frame" if frames else "joint"
+    plot_attention(att, args.output, title=f"{model.family}: attention over {axis}s, {args.clip} ({n} windows)",
+                   labels=labels, axis=axis, per_head=args.per_head,
+                   query=model.target_index if frames else None)  # fmt: skip
+    print(f"wrote {args.output} ({len(att)} layers, {att[0].shape[0]} heads, {n} windows of {args.clip})")
     return 0
 
 
@@ -415,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("info", help="list skeletons and bundled clips")
+    p = sub.add_parser("info", help="list skeletons and bundled clips", epilog="example: kinepose info")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser(
@@ -433,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="noise seed")
     p.set_defaults(func=_cmd_clip)
 
-    p = sub.add_parser("skeleton", help="describe a skeleton preset")
+    p = sub.add_parser("skeleton", help="describe a skeleton preset", epilog="example: kinepose skeleton hand21")
     p.add_argument("name", help="humanoid, hand21, h36m17 or head")
     p.set_defaults(func=_cmd_skeleton)
 
@@ -509,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
         "          kinepose plot pose --model runs/humanoid_hybrid --clip walk --frames all --output walk.mp4\n"
         "          kinepose plot curves runs/humanoid_hybrid runs/humanoid_iknet --output curves.png\n"
         "          kinepose plot noise benchmarks/results/ik_accuracy.json --metric mpjpe_mm --output noise.png\n"
-        "          kinepose plot joints benchmarks/results/ik_accuracy.json --noise-mm 10 --output joints.png",
+        "          kinepose plot joints benchmarks/results/ik_accuracy.json --noise-mm 10 --output joints.png\n"
+        "          kinepose plot attention --model runs/humanoid_sequence --clip kick --per-head --output att.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     plots = p.add_subparsers(dest="what", required=True, metavar="PLOT")
@@ -528,6 +565,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "accel_mm"], default="geo_deg", help="default geo_deg")  # fmt: skip
         else:
             q.add_argument("--noise-mm", type=float, default=10.0, help="noise level (default 10)")
+    q = plots.add_parser("attention", help="a model's attention maps over a clip (frames or joints)")
+    q.add_argument("--model", required=True, help="a run folder, model.pt or .ckpt with attention layers")
+    q.add_argument("--clip", default="walk", help="bundled DeepMimic clip (default walk)")
+    q.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise on the input, mm (default 0)")
+    q.add_argument("--seed", type=int, default=0, help="noise seed")
+    q.add_argument("--per-head", action="store_true", help="a panel per head, not only their mean")
+    q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg)")
     q = plots.add_parser("pose", help="a model's pose on a DeepMimic clip against the truth")
     q.add_argument("--model", required=True, help="'analytic', a run folder, model.pt or .ckpt")
     q.add_argument("--clip", default="walk", help="bundled DeepMimic clip (default walk)")

@@ -22,6 +22,7 @@ from kinepose.models import PoseModel, create_model
 from kinepose.skeleton import Skeleton
 
 __all__ = [
+    "clip_attention",
     "load_model",
     "model_config",
     "model_solver",
@@ -163,6 +164,31 @@ def predict_clip(
             roots.append(out.root_pos)
             bar.update(len(out.local_quat))
     return torch.cat(quats), torch.cat(roots)
+
+
+@torch.no_grad()
+def clip_attention(model: PoseModel, joints: torch.Tensor, max_windows: int = 256) -> tuple[list[torch.Tensor], int]:
+    """The model's attention maps over a clip, averaged over its windows.
+
+    Args:
+        model: a trained model.
+        joints: (T, J, 3) positions, metres.
+        max_windows: at most about this many windows, spread evenly over the clip, are run.
+
+    Returns:
+        One (heads, N, N) map per layer (N = the window's frames for sequence models, the joints for seed0's
+        attention mixers), empty when the model has no attention layers; and the number of windows averaged.
+    """
+    joints = as_tensor(joints, "joints", torch.float32)
+    check_joints(joints, "joints", model.num_joints, model.skeleton.name)
+    check_finite(joints, "joints")
+    if joints.dim() != 3:
+        raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
+    model.eval()
+    windows = frame_windows(joints, model.window, model.target_index)  # (T, W, J, 3)
+    sample = windows[:: max(1, -(-len(windows) // max_windows))]  # (<= max_windows, W, J, 3)
+    att = model(sample).attention or []
+    return [a.float().mean(0) for a in att], len(sample)  # [(heads, N, N)] * layers
 
 
 def model_solver(model: PoseModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

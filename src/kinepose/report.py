@@ -181,8 +181,7 @@ def write_report(
         The paths written and the sections the page holds.
     """
     from kinepose.config import resolve_config
-    from kinepose.data.datasets import frame_windows
-    from kinepose.inference import load_model, predict_clip
+    from kinepose.inference import clip_attention, load_model, predict_clip
     from kinepose.kinematics import forward_kinematics
     from kinepose.training import load_split
     from kinepose.viz import (
@@ -317,21 +316,29 @@ def write_report(
                 charts.append(_figure(f"{metric} against noise", uri, f"{metric} at each evaluated noise level."))
         section("Errors per joint and against noise", "".join(charts))
 
-    windows = frame_windows(noisy.float(), model.window, model.target_index)  # (T, W, J, 3)
-    model.eval()
-    sample = windows[:: max(1, len(windows) // 256)]  # at most ~256 windows spread over the clip
-    with torch.no_grad():
-        att = model(sample).attention
+    att, n_windows = clip_attention(model, noisy.float())
     if att:
         axis = "frame" if model.window > 1 else "joint"
         labels = [str(i - model.target_index) for i in range(model.window)] if axis == "frame" else list(sk.joint_names)
         if att[0].shape[-1] != len(labels):
             labels = None
+        query = model.target_index if axis == "frame" else None
         uri = _png(
-            lambda p: plot_attention(att, p, title=f"attention over {axis}s, {motion.name}", labels=labels, axis=axis)
+            lambda p: plot_attention(
+                att,
+                p,
+                title=f"attention over {axis}s, {motion.name}",
+                labels=labels,
+                axis=axis,
+                per_head=True,
+                query=query,
+            )
         )
         what = "frame offsets relative to the predicted frame" if axis == "frame" else "joints"
-        caption = f"Mean over heads and {len(sample)} windows of {motion.name}; tokens are {what}."
+        caption = f"Per layer and head, and their mean; averaged over {n_windows} windows of {motion.name}. "
+        caption += f"Tokens are {what}" + (
+            "; the right column shows which frames the predicted frame attends to." if query is not None else "."
+        )
         section("Attention maps", _figure("attention", uri, caption))
     else:
         section(

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # headless: never open a window
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
 
 from kinepose.errors import FileFormatError
 from kinepose.viz.skeleton import _image_format, save_figure
@@ -201,6 +202,17 @@ def _rows(data: dict, skeleton: str, rows: Sequence[str] | None) -> dict[str, di
     return out
 
 
+_TAB20_NO_GREY = [k for k in range(20) if k not in (14, 15)]  # tab20's 15th and 16th colours are greys
+
+
+def _row_color(i: int, count: int) -> Any:
+    """Colour of row ``i`` of ``count``: matplotlib's default cycle up to 10 rows, then tab20 without its greys
+    (grey reads as "disabled" or "baseline", which a learned row is not)."""
+    if count <= 10:
+        return f"C{i % 10}"
+    return plt.cm.tab20(_TAB20_NO_GREY[i % len(_TAB20_NO_GREY)])
+
+
 def _is_learned(data: dict, skeleton: str, row: str) -> bool:
     return bool(data["skeletons"][skeleton]["rows"][row].get("learned", False))
 
@@ -233,7 +245,7 @@ def plot_error_vs_noise(
         xs = [n for n, o in by_noise.items() if metric in o]
         ys = [by_noise[n][metric] for n in xs]
         ls = "-" if _is_learned(data, skeleton, name) else "--"
-        color = f"C{i % 10}" if len(table) <= 10 else plt.cm.tab20(i % 20)  # distinct colours past 10 rows
+        color = _row_color(i, len(table))
         ax.plot(xs, ys, ls=ls, marker="o", ms=4, color=color, label=name)
     ax.set_xlabel("joint noise, std per coordinate (mm)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
@@ -276,7 +288,7 @@ def plot_per_joint_errors(
     fig, ax = plt.subplots(figsize=(max(8.0, 0.6 * len(joints) * max(1, len(picked) / 4)), 4.5))
     for i, (name, per_joint) in enumerate(picked.items()):
         ys = [per_joint.get(j, math.nan) for j in joints]
-        color = f"C{i % 10}" if len(picked) <= 10 else plt.cm.tab20(i % 20)
+        color = _row_color(i, len(picked))
         ax.bar(x - 0.4 + width * (i + 0.5), ys, width, color=color, label=name)
     ax.set_xticks(x, joints, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("geodesic error (deg)")
@@ -294,8 +306,10 @@ def plot_attention(
     title: str | None = None,
     labels: Sequence[str] | None = None,
     axis: str = "frame",
+    per_head: bool = False,
+    query: int | None = None,
 ) -> None:
-    """Attention maps, one panel per layer, averaged over the batch and the heads.
+    """Attention maps averaged over the batch (e.g. every window of a clip): per layer, optionally per head.
 
     Args:
         attention: one tensor per layer, (B, heads, N, N), (heads, N, N) or (N, N) (queries, keys), as in
@@ -304,36 +318,79 @@ def plot_attention(
         title: figure title.
         labels: N tick labels (joint names, frame offsets); indices when None.
         axis: what the N tokens are, for the axis labels ("frame", "joint").
+        per_head: one row per layer with a panel per head, then their mean; otherwise one panel per layer
+            (mean over heads).
+        query: a query token (e.g. the frame a sequence model predicts, ``model.target_index``): adds, per
+            layer, the weights that token gives every key, one line per head and their mean (black). This is
+            "which frames the predicted frame attends to".
     """
     _image_format(path)
     if not attention:
         raise ValueError("attention: empty list (the model returned no attention maps)")
-    maps = []
+    maps = []  # per layer (heads, N, N), mean over the batch
     for i, a in enumerate(attention):
         arr = np.asarray(a.detach().float().cpu().numpy() if hasattr(a, "detach") else a, dtype=np.float64)
         if arr.ndim < 2 or arr.ndim > 4 or arr.shape[-1] != arr.shape[-2]:
             raise ValueError(f"attention[{i}]: expected (B, heads, N, N), (heads, N, N) or (N, N), got {arr.shape}")
-        maps.append(arr.reshape(-1, *arr.shape[-2:]).mean(0))  # (N, N), mean over batch and heads
-    n = maps[0].shape[0]
+        if not np.isfinite(arr).all():
+            raise ValueError(f"attention[{i}]: contains NaN or infinite values")
+        maps.append(arr.mean(0) if arr.ndim == 4 else arr.reshape(-1, *arr.shape[-2:]))
+    n = maps[0].shape[-1]
+    if any(m.shape[-1] != n for m in maps):
+        raise ValueError(f"attention: layers have different token counts {[m.shape[-1] for m in maps]}")
     if labels is not None and len(labels) != n:
         raise ValueError(f"labels: {len(labels)} names for {n} tokens")
-    cols = min(len(maps), 4)
-    rows = math.ceil(len(maps) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols + 0.8, 3.6 * rows), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        if k >= len(maps):
-            ax.set_visible(False)
-            continue
-        m = maps[k]
+    if query is not None and not -n <= query < n:
+        raise ValueError(f"query: token {query} is outside 0..{n - 1}")
+    ticks = np.arange(n)
+
+    def heatmap(ax: Axes, m: np.ndarray, name: str) -> None:
         im = ax.imshow(m, cmap="viridis", vmin=0.0, aspect="equal", interpolation="nearest")
-        ax.set_title(f"layer {k}", fontsize=9)
+        ax.set_title(name, fontsize=9)
         ax.set_xlabel(f"key {axis}")
         ax.set_ylabel(f"query {axis}")
-        if labels is not None and m.shape[0] == n:
-            ticks = np.arange(n)
+        if labels is not None:
             ax.set_xticks(ticks, labels, rotation=90, fontsize=6)
             ax.set_yticks(ticks, labels, fontsize=6)
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+
+    if not per_head and query is None:  # a compact grid, one mean map per layer
+        cols = min(len(maps), 4)
+        rows = math.ceil(len(maps) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols + 0.8, 3.6 * rows), squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            if k < len(maps):
+                heatmap(ax, maps[k].mean(0), f"layer {k}, mean of {maps[k].shape[0]} heads")
+            else:
+                ax.set_visible(False)
+    else:  # one row per layer
+        heads = max(m.shape[0] for m in maps)
+        cols = (heads + 1 if per_head else 1) + (query is not None)
+        fig, axes = plt.subplots(len(maps), cols, figsize=(3.6 * cols + 0.8, 3.4 * len(maps)), squeeze=False)
+        for k, m in enumerate(maps):
+            row = list(axes[k])
+            if per_head:
+                for h in range(heads):
+                    ax = row.pop(0)
+                    if h < m.shape[0]:
+                        heatmap(ax, m[h], f"layer {k}, head {h}")
+                    else:
+                        ax.set_visible(False)
+            heatmap(row.pop(0), m.mean(0), f"layer {k}, mean of {m.shape[0]} heads")
+            if query is not None:
+                ax = row.pop(0)
+                for h in range(m.shape[0]):
+                    ax.plot(ticks, m[h, query], marker="o", ms=3, lw=1, alpha=0.7, label=f"head {h}")
+                ax.plot(ticks, m[:, query].mean(0), color="k", lw=2, marker="o", ms=4, label="mean")
+                q = labels[query] if labels is not None else str(query % n)
+                ax.set_title(f"layer {k}: query {axis} {q} attends to", fontsize=9)
+                ax.set_xlabel(f"key {axis}")
+                ax.set_ylabel("attention weight")
+                if labels is not None:
+                    ax.set_xticks(ticks, labels, rotation=90, fontsize=6)
+                ax.set_ylim(bottom=0)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
