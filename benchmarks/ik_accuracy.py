@@ -35,6 +35,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from kinepose._progress import progress_enabled
 from kinepose.config import resolve_config
 from kinepose.evaluation import EvalReport, analytic_solver, evaluate_solver, fitted_solver, write_json
 from kinepose.filters import moving_average
@@ -157,7 +158,7 @@ def train_all(todo: list[dict], runs_dir: str, jobs: int, retrain: bool) -> dict
         if not v["reused"]:
             pending.append(v)
     print(f"training {len(pending)} variant(s), reusing {len(todo) - len(pending)}", file=sys.stderr)
-    bar = tqdm(total=len(pending), desc="train", unit="run", disable=not pending)
+    bar = tqdm(total=len(pending), desc="train", unit="run", disable=not (pending and progress_enabled()))
     if jobs <= 1:
         for v in pending:
             try:
@@ -193,7 +194,7 @@ def baseline_rows(skeleton) -> list[Row]:
 def evaluate_rows(rows: list[Row], clips: list, desc: str) -> dict[str, dict[float, EvalReport]]:
     """Every row at every noise level on the same clips and noise seed."""
     out: dict[str, dict[float, EvalReport]] = {}
-    for row in tqdm(rows, desc=f"evaluate {desc}", unit="row"):
+    for row in tqdm(rows, desc=f"evaluate {desc}", unit="row", disable=not progress_enabled()):
         solver = row.solver or model_solver(load_model(row.info["run_dir"]))
         out[row.name] = {n: evaluate_solver(solver, clips, row.name, noise_mm=n, seed=0, preprocess=row.preprocess)
                          for n in NOISE_MM}  # fmt: skip

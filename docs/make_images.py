@@ -3,6 +3,9 @@
     .venv/bin/python docs/make_images.py                # uses runs/humanoid_hybrid, trains it if missing
     .venv/bin/python docs/make_images.py --retrain      # train the default recipe again first
 
+The attention picture needs a sequence model: runs/humanoid_sequence (`kinepose train
+configs/humanoid_sequence.yaml`, about 6 minutes here), trained if missing unless --no-sequence.
+
 Every picture in the tutorial and the README comes from here: the same `kinepose` commands a reader types,
 run in a scratch folder, then screenshots of the HTML pages in headless Chromium (kinepose.viz.browser).
 Needs Chromium (Debian's `chromium`) and the dev install (playwright, imageio-ffmpeg).
@@ -30,6 +33,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", default=os.path.join(ROOT, "runs", "humanoid_hybrid"), help="default run folder")
     parser.add_argument("--retrain", action="store_true", help="train the default recipe again")
+    parser.add_argument("--sequence-run", default=os.path.join(ROOT, "runs", "humanoid_sequence"),
+                        help="sequence-model run folder for the attention picture")  # fmt: skip
+    parser.add_argument("--no-sequence", action="store_true", help="leave the attention picture as it is")
     args = parser.parse_args()
     from kinepose.viz.browser import screenshot
 
@@ -56,6 +62,13 @@ def main() -> int:
         run("plot", "curves", run_dir, "--output", os.path.join(IMAGES, "curves.png"), cwd=work)
         run("plot", "pose", "--model", run_dir, "--clip", "kick", "--frames", "all", "--noise-mm", "10",
             "--output", os.path.join(work, "kick.mp4"), cwd=work)  # fmt: skip
+        # 4. attention of a sequence transformer over its window of frames
+        if not args.no_sequence:
+            seq = os.path.abspath(args.sequence_run)
+            if not os.path.isfile(os.path.join(seq, "model.pt")):
+                run("train", os.path.join(ROOT, "configs", "humanoid_sequence.yaml"), "--out", seq, cwd=ROOT)
+            run("plot", "attention", "--model", seq, "--clip", "kick", "--per-head", "--output",
+                os.path.join(IMAGES, "attention.png"), cwd=work)  # fmt: skip
     print(f"wrote {IMAGES}")
     return 0
 

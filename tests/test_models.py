@@ -309,3 +309,27 @@ def test_hybrid_refuses_configs_that_learn_nothing():
         create_model("hybrid", get_skeleton("humanoid"), denoise=False, residual=False)
     with pytest.raises(KineposeError, match="needs a window"):
         create_model("hybrid", get_skeleton("humanoid"), denoiser="wiener")
+
+
+@pytest.mark.parametrize("window, causal", [(5, True), (4, False)])
+def test_predict_clip_and_attention_match_whole_clip_windows(window, causal):
+    """predict_clip builds windows batch by batch and clip_attention samples windows; both must equal running
+    the model on every window of the clip at once (edge frames replicated)."""
+    from kinepose.data.datasets import frame_windows
+    from kinepose.inference import clip_attention, predict_clip
+
+    model = _build("sequence", {"window": window, "causal": causal, "encoder": "transformer"}, "humanoid")
+    _perturb(model)
+    model.eval()
+    clip = _joints(model, batch=1)[0].repeat(6, 1, 1)[:23]  # (23, J, 3): 23 frames
+    clip = clip + 0.01 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        full = model(frame_windows(clip, model.window, model.target_index))  # (23, ...)
+    q, r = predict_clip(model, clip, batch_size=7)
+    torch.testing.assert_close(q, full.local_quat)
+    torch.testing.assert_close(r, full.root_pos)
+    att, n = clip_attention(model, clip, max_windows=100)
+    assert n == 23 and len(att) == len(full.attention)
+    torch.testing.assert_close(att[0], full.attention[0].mean(0))  # (heads, W, W), mean over the windows
+    _, n = clip_attention(model, clip, max_windows=5)
+    assert n == 5  # every ceil(23 / 5) = 5th frame: 0, 5, 10, 15, 20

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -116,17 +117,21 @@ def walk_files(tmp_path):
     return walk, joints, rot
 
 
-def test_view_prediction_against_truth(walk_files, capsys):
+def test_view_prediction_against_truth(walk_files, tmp_path, monkeypatch, capsys):
     walk, joints, rot = walk_files
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
     assert main(["view", str(rot), str(joints)]) == 0
-    page_path = rot.with_name("walk_rot.view.html")
+    page_path = here / "walk_rot.view.html"  # in the current folder, not beside the input
     assert f"({walk.num_frames} frames" in capsys.readouterr().out
     page = page_path.read_text()
     assert "walk_rot.npz" in page and "walk.npz" in page  # both sequences, labelled by file
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=", page)  # self-contained
 
 
-def test_view_errors(walk_files, tmp_path, capsys):
+def test_view_errors(walk_files, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
     joints = walk_files[1]
     assert main(["view", str(tmp_path / "missing.npz")]) == 2
     assert "missing.npz" in capsys.readouterr().err
@@ -139,6 +144,9 @@ def test_view_errors(walk_files, tmp_path, capsys):
     assert main(["view", str(joints)]) == 2  # positions only: which skeleton?
     assert "skeleton" in capsys.readouterr().err
     assert main(["view", str(joints), "--skeleton", "humanoid", "--output", str(tmp_path / "j.html")]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["view", str(joints), "--serve", "--port", "70000"])
+    assert exc.value.code == 2 and "0..65535" in capsys.readouterr().err
 
 
 def test_view_serves_on_localhost(walk_files, tmp_path):
@@ -159,6 +167,28 @@ def test_view_serves_on_localhost(walk_files, tmp_path):
         with urllib.request.urlopen(url, timeout=10) as resp:
             body = resp.read().decode("utf-8")
         assert body == page.read_text()
+        with pytest.raises(urllib.error.HTTPError) as err:  # only the page: not the folder it is in
+            urllib.request.urlopen(url.rsplit("/", 1)[0] + "/walk_rot.npz", timeout=10)
+        assert err.value.code == 404
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_report_with_null_metrics(sequence_run, tmp_path):
+    """Strict JSON stores NaN as null (e.g. the acceleration error of clips under 3 frames): shown as a dash."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sequence_run, run)
+    ev = json.loads((run / "eval.json").read_text())
+    for r in ev["reports"]:
+        r["overall"]["accel_mm"] = None
+        for c in r["clips"]:
+            c["accel_mm"] = None
+    (run / "eval.json").write_text(json.dumps(ev))
+    assert main(["report", str(run), "--no-viewer"]) == 0
+    page = (run / "report.html").read_text()
+    table = page.split(">Metrics</h2>")[1].split("<h2")[0]
+    per_clip_rows = sum(len(r["clips"]) for r in ev["reports"] if "(this run)" in r["solver"])
+    assert table.count("<td class='num'>–</td>") == len(ev["reports"]) + per_clip_rows

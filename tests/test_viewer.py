@@ -180,6 +180,13 @@ def test_load_ik_output_and_bvh(tmp_path, walk):
     assert data["title"] == "ik.npz vs walk.bvh"
     assert [s["label"] for s in data["sequences"]] == ["prediction (ik.npz)", "ground truth (walk.bvh)"]
 
+    # the other way round: the BVH first, the truth an ik output or plain joints (a preset's names, no tree)
+    np.savez(tmp_path / "walk_joints.npz", joints=truth, joint_names=np.array(sk.joint_names), fps=motion.fps)
+    for other in ("ik.npz", "walk_joints.npz"):
+        assert view_files(tmp_path / "rev.html", tmp_path / "walk.bvh", truth=tmp_path / other) == 39
+        data = _data(tmp_path / "rev.html")
+        assert max(data["mpjpe_mm"]) < 0.01, other  # right_elbow_end matched to right_wrist, not mixed up
+
 
 def test_joint_files_need_a_skeleton(tmp_path, walk):
     motion, truth = walk

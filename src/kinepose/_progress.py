@@ -18,7 +18,7 @@ def progress_enabled(requested: bool = True) -> bool:
     """Whether to draw a progress bar.
 
     ``requested=False`` (``--quiet``) always wins. Then ``KINEPOSE_PROGRESS=1``/``0`` forces bars on/off; then a
-    ``CI`` environment variable (set by GitHub Actions, GitLab CI, ``.ci/run`` ...) turns them off; otherwise
+    ``CI`` environment variable (set by GitHub Actions, GitLab CI and ``.ci/run``) turns them off; otherwise
     they are drawn when stderr is a terminal (a redirected log gets no carriage-return noise).
     """
     if not requested:

@@ -30,7 +30,8 @@ file formats (kinepose ik):
           .json {"format": "kinepose-rotations", "local_quat": [...], "root_pos": [...], ...}
 
 file formats (kinepose view): any output above with its `joints` or rotations (.npz/.json), a .bvh, or joint
-  positions (.npz/.npy/.csv, with --skeleton); a second file is drawn as the ground truth.
+  positions (.npz/.npy/.csv, with --skeleton); a second file is drawn as the ground truth (joint positions
+  there need no --skeleton: they are drawn on the first file's tree, matched by joint name).
 
 Units: metres and radians in files; millimetres and degrees in printed tables. Quaternions are (w, x, y, z).
 """
@@ -297,7 +298,7 @@ def _plot_attention(args: argparse.Namespace) -> int:
     import torch
 
     from kinepose.data.deepmimic import load_deepmimic
-    from kinepose.inference import clip_attention, load_model
+    from kinepose.inference import attention_tokens, clip_attention, load_model
     from kinepose.viz import plot_attention
 
     if args.noise_mm < 0:
@@ -315,12 +316,9 @@ def _plot_attention(args: argparse.Namespace) -> int:
     if not att:
         raise ValueError(f"--model: this {model.family} model has no attention layers (sequence transformers, "
                          "hybrid transformer encoders and seed0 attention/graph mixers have)")  # fmt: skip
-    frames = model.window > 1
-    labels = [str(i - model.target_index) for i in range(model.window)] if frames else list(model.skeleton.joint_names)
-    axis = "frame" if frames else "joint"
+    axis, labels, query = attention_tokens(model, att[0].shape[-1])
     plot_attention(att, args.output, title=f"{model.family}: attention over {axis}s, {args.clip} ({n} windows)",
-                   labels=labels, axis=axis, per_head=args.per_head,
-                   query=model.target_index if frames else None)  # fmt: skip
+                   labels=labels, axis=axis, per_head=args.per_head, query=query)  # fmt: skip
     print(f"wrote {args.output} ({len(att)} layers, {att[0].shape[0]} heads, {n} windows of {args.clip})")
     return 0
 
@@ -366,7 +364,11 @@ def _plot_pose(args: argparse.Namespace) -> int:
     pred = forward_kinematics(skeleton, quat.double(), root.double(), check=False).positions  # (T, J, 3)
     title = f"{name} on {args.clip}, joint noise {args.noise_mm:g} mm"
     if animate:
-        n = animate_skeleton(skeleton, pred, truth, args.output, fps=motion.fps, title=title)
+        from kinepose._progress import progress_enabled
+
+        n = animate_skeleton(
+            skeleton, pred, truth, args.output, fps=motion.fps, title=title, progress=progress_enabled()
+        )
         print(f"wrote {args.output} ({n} frames)")
     else:
         plot_pose_comparison(skeleton, pred[args.frame], truth[args.frame], args.output,
@@ -389,10 +391,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _default_view_output(path: str) -> str:
+    """``FILE.view.html`` in the current folder (not beside the input, which may be read-only)."""
     import os
 
-    stem, _ = os.path.splitext(path)
-    return f"{stem}.view.html"
+    return os.path.splitext(os.path.basename(path))[0] + ".view.html"
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
@@ -423,21 +425,44 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
 
 def _serve(page: str, port: int) -> None:
-    """Serve the page's folder on localhost until Ctrl-C (for a browser on another machine, via ssh -L)."""
-    import functools
+    """Serve the page, and nothing else, on localhost until Ctrl-C (for a browser on another machine: ssh -L)."""
     import http.server
     import os
     import urllib.parse
 
-    folder, name = os.path.split(os.path.abspath(page))
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+    name = os.path.basename(page)
+    with open(page, "rb") as f:
+        body = f.read()
+
+    class PageOnly(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = urllib.parse.urlsplit(self.path).path
+            if path not in ("/", "/" + urllib.parse.quote(name)):
+                self.send_error(404, "kinepose view serves only its page")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), PageOnly) as server:
         url = f"http://127.0.0.1:{server.server_address[1]}/{urllib.parse.quote(name)}"
         print(f"serving {url} (Ctrl-C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
             print("stopped")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {text!r}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -540,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "plot",
-        help="plots: a pose against the truth (PNG/GIF), training curves, benchmark errors",
+        help="plots: a pose against the truth (PNG/GIF/MP4), training curves, benchmark errors, attention",
         epilog="examples: kinepose plot pose --model analytic --clip kick --frame 20 --noise-mm 10 --output pose.png\n"
         "          kinepose plot pose --model runs/humanoid_hybrid --clip walk --frames all --output walk.mp4\n"
         "          kinepose plot curves runs/humanoid_hybrid runs/humanoid_iknet --output curves.png\n"
@@ -617,14 +642,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="motion to show (.npz, .json, .bvh, .npy, .csv)")
     p.add_argument("truth", nargs="?", default=None, help="optional ground truth, drawn beside it")
-    p.add_argument("--output", default=None, help="HTML file (default FILE with .view.html)")
+    p.add_argument("--output", default=None, help="HTML file (default: FILE's name + .view.html, current folder)")
     p.add_argument("--skeleton", default=None, help="skeleton preset for files without a tree (humanoid, hand21...)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply positions to get metres (0.01 for cm)")
     p.add_argument("--title", default=None, help="page title (default: the file names)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--open", action="store_true", help="open the page in the default browser")
     g.add_argument("--serve", action="store_true", help="serve the page on http://127.0.0.1:PORT until Ctrl-C")
-    p.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=_port, default=8000, help="port for --serve (default 8000; 0 picks a free one)")
     p.set_defaults(func=_cmd_view)
     return parser
 

@@ -16,12 +16,13 @@ from tqdm.auto import tqdm
 from kinepose import __version__
 from kinepose._atomic import atomic_write
 from kinepose._validation import as_tensor, check_finite, check_joints
-from kinepose.data.datasets import frame_windows
+from kinepose.data.datasets import window_index
 from kinepose.errors import KineposeError
 from kinepose.models import PoseModel, create_model
 from kinepose.skeleton import Skeleton
 
 __all__ = [
+    "attention_tokens",
     "clip_attention",
     "load_model",
     "model_config",
@@ -153,13 +154,13 @@ def predict_clip(
     if joints.dim() != 3:
         raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
     model.eval()
-    windows = frame_windows(joints, model.window, model.target_index)  # (T, W, J, 3)
-    vis = None if visibility is None else frame_windows(visibility.float(), model.window, model.target_index)
+    T = joints.shape[0]
+    vis = None if visibility is None else visibility.float()
     quats, roots = [], []
-    starts = range(0, windows.shape[0], batch_size)
-    with tqdm(total=windows.shape[0], desc="frames", unit="frame", disable=not progress, leave=False) as bar:
-        for s in starts:
-            out = model(windows[s : s + batch_size], None if vis is None else vis[s : s + batch_size])
+    with tqdm(total=T, desc="frames", unit="frame", disable=not progress, leave=False) as bar:
+        for s in range(0, T, batch_size):  # windows built per batch: a long clip's (T, W, J, 3) never exists
+            idx = window_index(T, model.window, model.target_index, torch.arange(s, min(s + batch_size, T)))  # (B, W)
+            out = model(joints[idx], None if vis is None else vis[idx])
             quats.append(out.local_quat)
             roots.append(out.root_pos)
             bar.update(len(out.local_quat))
@@ -185,10 +186,26 @@ def clip_attention(model: PoseModel, joints: torch.Tensor, max_windows: int = 25
     if joints.dim() != 3:
         raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
     model.eval()
-    windows = frame_windows(joints, model.window, model.target_index)  # (T, W, J, 3)
-    sample = windows[:: max(1, -(-len(windows) // max_windows))]  # (<= max_windows, W, J, 3)
+    T = joints.shape[0]
+    frames = torch.arange(0, T, max(1, -(-T // max_windows)))  # at most max_windows, spread over the clip
+    sample = joints[window_index(T, model.window, model.target_index, frames)]  # (N, W, J, 3)
     att = model(sample).attention or []
     return [a.float().mean(0) for a in att], len(sample)  # [(heads, N, N)] * layers
+
+
+def attention_tokens(model: PoseModel, num_tokens: int) -> tuple[str, list[str] | None, int | None]:
+    """What the tokens of a model's attention maps are, for plots.
+
+    Returns:
+        ``(axis, labels, query)``: ``("frame", offsets from the predicted frame, the predicted frame's index)``
+        when the maps run over the model's window; ``("joint", joint names, None)`` over the skeleton's joints;
+        ``("token", None, None)`` otherwise.
+    """
+    if model.window > 1 and num_tokens == model.window:
+        return "frame", [f"{i - model.target_index:+d}" for i in range(model.window)], model.target_index
+    if num_tokens == model.num_joints:
+        return "joint", list(model.skeleton.joint_names), None
+    return "token", None, None
 
 
 def model_solver(model: PoseModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:

@@ -84,21 +84,33 @@ def _reports(run: str) -> list[dict]:
     return out
 
 
+def _num(x: object) -> float:
+    """A metric from a report as a float: ``null`` (how strict JSON stores NaN) and non-numbers are NaN."""
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.2f}" if np.isfinite(v) else "–"
+
+
 def _metrics_table(reports: list[dict]) -> str:
     rows = []
     for noise in sorted({float(r["noise_mm"]) for r in reports}):
         group = [r for r in reports if float(r["noise_mm"]) == noise]
-        shown = {k: [round(float(r["overall"].get(k, np.nan)), 2) for r in group] for k, _ in METRICS}
+        shown = {k: [round(_num(r["overall"].get(k)), 2) for r in group] for k, _ in METRICS}
         best = {k: min((x for x in v if np.isfinite(x)), default=np.nan) for k, v in shown.items()}  # ties all bold
         for r in group:
             cells = []
             for k, _ in METRICS:
-                v = float(r["overall"].get(k, np.nan))
-                text = "–" if not np.isfinite(v) else f"{v:.2f}"
+                v = _num(r["overall"].get(k))
+                text = _fmt(v)
                 cells.append(
                     f"<td class='num{' best' if np.isfinite(v) and round(v, 2) == best[k] else ''}'>{text}</td>"
                 )
-            frames = r["overall"].get("frames", "")
+            frames = html.escape(str(r["overall"].get("frames", "")))
             rows.append(
                 f"<tr><td>{html.escape(str(r['solver']))}</td><td class='num'>{noise:g}</td>"
                 f"<td class='num'>{frames}</td>{''.join(cells)}</tr>"
@@ -116,10 +128,10 @@ def _clip_table(reports: list[dict]) -> str:
         if "(this run)" not in str(r["solver"]):
             continue
         for c in r.get("clips", []):
-            cells = "".join(f"<td class='num'>{float(c.get(k, np.nan)):.2f}</td>" for k, _ in METRICS)
+            cells = "".join(f"<td class='num'>{_fmt(_num(c.get(k)))}</td>" for k, _ in METRICS)
             rows.append(
                 f"<tr><td>{html.escape(str(c['clip']))}</td><td class='num'>{float(r['noise_mm']):g}</td>"
-                f"<td class='num'>{c.get('frames', '')}</td>{cells}</tr>"
+                f"<td class='num'>{html.escape(str(c.get('frames', '')))}</td>{cells}</tr>"
             )
     if not rows:
         return ""
@@ -174,14 +186,15 @@ def write_report(
         clip: held-out clip for the skeleton views and attention maps (default: the first held-out clip).
         noise_mm: Gaussian joint noise (mm) on that clip's input.
         seed: noise seed.
-        viewer: also write the clip as an interactive 3D viewer page (``report_viewer.html`` beside the report)
+        viewer: also write the clip as an interactive 3D viewer page (``<report name>_viewer.html`` beside the
+            report)
             and link it.
 
     Returns:
         The paths written and the sections the page holds.
     """
     from kinepose.config import resolve_config
-    from kinepose.inference import clip_attention, load_model, predict_clip
+    from kinepose.inference import attention_tokens, clip_attention, load_model, predict_clip
     from kinepose.kinematics import forward_kinematics
     from kinepose.training import load_split
     from kinepose.viz import (
@@ -317,12 +330,8 @@ def write_report(
         section("Errors per joint and against noise", "".join(charts))
 
     att, n_windows = clip_attention(model, noisy.float())
-    if att:
-        axis = "frame" if model.window > 1 else "joint"
-        labels = [str(i - model.target_index) for i in range(model.window)] if axis == "frame" else list(sk.joint_names)
-        if att[0].shape[-1] != len(labels):
-            labels = None
-        query = model.target_index if axis == "frame" else None
+    if att and att[0].shape[-1] > 1:  # a window of one frame attends only to itself: nothing to show
+        axis, labels, query = attention_tokens(model, att[0].shape[-1])
         uri = _png(
             lambda p: plot_attention(
                 att,
@@ -334,7 +343,7 @@ def write_report(
                 query=query,
             )
         )
-        what = "frame offsets relative to the predicted frame" if axis == "frame" else "joints"
+        what = {"frame": "frame offsets relative to the predicted frame", "joint": "joints"}.get(axis, "tokens")
         caption = f"Per layer and head, and their mean; averaged over {n_windows} windows of {motion.name}. "
         caption += f"Tokens are {what}" + (
             "; the right column shows which frames the predicted frame attends to." if query is not None else "."
@@ -353,7 +362,7 @@ def write_report(
     if viewer:
         from kinepose.viz.viewer import write_viewer
 
-        viewer_path = os.path.join(os.path.dirname(os.path.abspath(out)), "report_viewer.html")
+        viewer_path = os.path.splitext(os.path.abspath(out))[0] + "_viewer.html"
         rel = os.path.basename(viewer_path)
         section(
             "3D viewer",
@@ -364,7 +373,7 @@ def write_report(
     config_text = yaml.safe_dump(cfg, sort_keys=False)
     section(
         "Config",
-        f"<p>The resolved recipe (<code>{html.escape(os.path.join(run, 'config.yaml'))}</code>); "
+        f"<p>The resolved recipe (<code>{html.escape(os.path.join(name, 'config.yaml'))}</code> of the run folder); "
         f"<code>kinepose train</code> with it repeats the run.</p><pre>{html.escape(config_text)}</pre>",
     )
 

@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib.animation import FFMpegWriter, PillowWriter
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from tqdm.auto import tqdm
 
 from kinepose._atomic import atomic_write
 from kinepose.skeleton import Skeleton
@@ -26,6 +27,7 @@ from kinepose.skeleton import Skeleton
 __all__ = ["MAX_GIF_FRAMES", "animate_skeleton", "ffmpeg_executable", "plot_pose_comparison", "plot_skeleton"]
 
 MAX_GIF_FRAMES = 120
+MAX_VIDEO_FRAMES = 9000  # 2.5 minutes at 60 fps; longer clips are subsampled (playback stays real-time)
 ANIMATION_FORMATS = ("gif", "mp4")
 IMAGE_FORMATS = ("png", "pdf", "svg")
 ERROR_CMAP = "plasma"
@@ -252,6 +254,7 @@ def animate_skeleton(
     fps: float = 30.0,
     title: str | None = None,
     max_frames: int | None = None,
+    progress: bool = False,
 ) -> int:
     """A sequence as a looping GIF or an MP4 video (H.264), the prediction's joints coloured by their error when
     ``truth`` is given. Both play in real time.
@@ -264,7 +267,9 @@ def animate_skeleton(
         fps: frame rate of the sequence; playback stays real-time after subsampling.
         title: title above every frame.
         max_frames: at most this many frames are drawn (every ``ceil(T / max_frames)``-th frame). Default:
-            :data:`MAX_GIF_FRAMES` for a GIF, every frame (up to 60 fps) for an MP4.
+            :data:`MAX_GIF_FRAMES` for a GIF; for an MP4 every frame up to 60 fps, at most
+            :data:`MAX_VIDEO_FRAMES`.
+        progress: show a progress bar over the frames drawn.
 
     Returns:
         The number of frames written.
@@ -277,7 +282,8 @@ def animate_skeleton(
     if t is not None and t.shape != p.shape:
         raise ValueError(f"truth: shape {tuple(t.shape)} differs from pred {tuple(p.shape)}")
     if max_frames is None:
-        max_frames = MAX_GIF_FRAMES if fmt == "gif" else math.ceil(len(p) / max(1, math.ceil(fps / 60)))
+        per_60fps = math.ceil(len(p) / max(1, math.ceil(fps / 60)))
+        max_frames = MAX_GIF_FRAMES if fmt == "gif" else min(per_60fps, MAX_VIDEO_FRAMES)
     step = max(1, math.ceil(len(p) / max(1, max_frames)))
     frames = range(0, len(p), step)
     err = None if t is None else _joint_errors_mm(p, t)  # (T, J)
@@ -300,7 +306,8 @@ def animate_skeleton(
         with matplotlib.rc_context({"savefig.bbox": None}):  # every frame the same size
             writer.setup(fig, os.fspath(path), dpi=80 if fmt == "gif" else 120)
             started = True
-            for i in frames:
+            for i in tqdm(frames, desc=f"drawing {os.path.basename(os.fspath(path))}", unit="frame",
+                          disable=not progress, leave=False):  # fmt: skip
                 ax.cla()
                 ax.set_xlabel("x (m)")
                 ax.set_ylabel("z (m)")

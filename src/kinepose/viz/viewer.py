@@ -344,6 +344,17 @@ def _match_joints(first: ViewSequence, other: ViewSequence, path: str, other_pat
             alias = f"{a[p]}_end" + (str(k + 1) if k else "")
             if alias in where and alias not in a:
                 where[a[j]] = where[alias]
+    if other.parents is not None and len(other.parents) == len(b):  # the other way round: the first file is a BVH
+        taken = set(a)
+        for name in a:
+            m = re.fullmatch(r"(.+)_end(\d*)", name)
+            if name in where or m is None or m.group(1) not in where:
+                continue
+            p = where[m.group(1)]
+            leaves = [c for c, q in enumerate(other.parents) if q == p and c not in other.parents and b[c] not in taken]
+            k = int(m.group(2) or 1) - 1
+            if k < len(leaves):
+                where[name] = leaves[k]
     missing = [n for n in a if n not in where]
     if missing:
         raise ShapeError(f"truth: {other_path} lacks joints {missing} of {path}; its joints are {b}")
@@ -356,8 +367,24 @@ def _load_truth(path: str, scale: float, skeleton: Skeleton | str | None, first:
     rotations = ext == ".json" or (ext == ".npz" and os.path.isfile(path) and _has_rotations(path))
     if skeleton is None and not rotations and ext in SUPPORTED_INPUTS and ext != ".bvh":
         joints = load_joints(path, None, scale)
-        return ViewSequence(first.parents, joints.joint_names, joints.joints, joints.fps)
+        return ViewSequence(_preset_tree(joints.joint_names) or first.parents, joints.joint_names, joints.joints,
+                            joints.fps)  # fmt: skip
     return load_view_sequence(path, scale, skeleton)
+
+
+def _preset_tree(names: Sequence[str] | None) -> list[int] | None:
+    """Parents, in the order of ``names``, of the skeleton preset with exactly these joints (None if none)."""
+    if not names:
+        return None
+    for preset in list_skeletons():
+        sk = get_skeleton(preset)
+        if sorted(sk.joint_names) == sorted(names):
+            at = {n: i for i, n in enumerate(names)}
+            by_name = {
+                n: (sk.joint_names[p] if p >= 0 else None) for n, p in zip(sk.joint_names, sk.parents, strict=True)
+            }
+            return [at[by_name[n]] if by_name[n] is not None else -1 for n in names]
+    return None
 
 
 def view_files(
