@@ -192,3 +192,15 @@ def test_report_with_null_metrics(sequence_run, tmp_path):
     table = page.split(">Metrics</h2>")[1].split("<h2")[0]
     per_clip_rows = sum(len(r["clips"]) for r in ev["reports"] if "(this run)" in r["solver"])
     assert table.count("<td class='num'>–</td>") == len(ev["reports"]) + per_clip_rows
+
+
+def test_window_one_transformer_has_no_map_to_show(tmp_path, capsys):
+    """A transformer over a window of one frame attends to itself only: a clear message, not a 1x1 picture."""
+    model = ["model.name=hybrid", "model.encoder=transformer", "model.window=1", "model.dim=16", "model.layers=1",
+             "model.fit_iterations=1"]  # fmt: skip
+    cfg = resolve_config(None, [*TINY[:-1], "trainer.max_epochs=1", *model])
+    run_training(cfg, str(tmp_path / "run"), enable_checkpointing=False)
+    assert main(["plot", "attention", "--model", str(tmp_path / "run"), "--output", str(tmp_path / "a.png")]) == 2
+    assert "single token" in capsys.readouterr().err and not (tmp_path / "a.png").exists()
+    assert main(["report", str(tmp_path / "run"), "--no-viewer"]) == 0
+    assert "attends over a single token" in (tmp_path / "run" / "report.html").read_text()

@@ -316,6 +316,8 @@ def _plot_attention(args: argparse.Namespace) -> int:
     if not att:
         raise ValueError(f"--model: this {model.family} model has no attention layers (sequence transformers, "
                          "hybrid transformer encoders and seed0 attention/graph mixers have)")  # fmt: skip
+    if att[0].shape[-1] == 1:
+        raise ValueError(f"--model: this {model.family} model attends over a single token (window 1): nothing to plot")
     axis, labels, query = attention_tokens(model, att[0].shape[-1])
     plot_attention(att, args.output, title=f"{model.family}: attention over {axis}s, {args.clip} ({n} windows)",
                    labels=labels, axis=axis, per_head=args.per_head, query=query)  # fmt: skip

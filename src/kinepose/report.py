@@ -350,12 +350,13 @@ def write_report(
         )
         section("Attention maps", _figure("attention", uri, caption))
     else:
+        encoder = html.escape(str(cfg["model"].get("encoder", cfg["model"].get("mixer", "–"))))
+        why = ("attends over a single token (a window of one frame): there is no map to show" if att
+               else "has no attention layers")  # fmt: skip
         section(
             "Attention maps",
-            f"<p>This model ({html.escape(model.family)}, encoder "
-            f"{html.escape(str(cfg['model'].get('encoder', cfg['model'].get('mixer', '–'))))}) has no attention "
-            "layers. Sequence transformers (configs/humanoid_sequence.yaml) and seed0 attention or graph "
-            "mixers have.</p>",
+            f"<p>This model ({html.escape(model.family)}, encoder {encoder}) {why}. Sequence transformers "
+            "(configs/humanoid_sequence.yaml) and seed0 attention or graph mixers have attention maps.</p>",
         )
 
     viewer_path = None
