@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from kinepose._atomic import atomic_write
 from kinepose.data.motion import Motion
+from kinepose.data.transforms import add_joint_noise
 from kinepose.ik import analytic_ik, observable_mask
 from kinepose.kinematics import forward_kinematics
 from kinepose.metrics import acceleration_error, geodesic_error, mpjpe
@@ -134,7 +135,7 @@ def evaluate_solver(
     sk = motions[0].skeleton
     for m in tqdm(motions, desc=f"{name}, {noise_mm:g} mm", unit="clip", disable=not progress, leave=False):
         clean = m.positions()
-        noisy = clean + (noise_mm / 1000.0) * torch.randn(clean.shape, generator=g, dtype=clean.dtype)
+        noisy = add_joint_noise(clean, noise_mm, g)
         inp = preprocess(noisy) if preprocess is not None else noisy
         with torch.no_grad():
             quat, root = solver(inp)

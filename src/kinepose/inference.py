@@ -127,6 +127,18 @@ def model_config(path: str) -> dict | None:
     return None
 
 
+def _check_clip(model: PoseModel, joints: torch.Tensor) -> torch.Tensor:
+    """``joints`` as a float32 (T, J, 3) clip for ``model`` (ValueError naming what is wrong); the model in eval
+    mode."""
+    joints = as_tensor(joints, "joints", torch.float32)
+    check_joints(joints, "joints", model.num_joints, model.skeleton.name)
+    check_finite(joints, "joints")
+    if joints.dim() != 3:
+        raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
+    model.eval()
+    return joints
+
+
 @torch.no_grad()
 def predict_clip(
     model: PoseModel,
@@ -148,12 +160,7 @@ def predict_clip(
         ``local_quat`` (T, J, 4) and ``root_pos`` (T, 3), float32. Windows at the clip's edges repeat its
         first or last frame.
     """
-    joints = as_tensor(joints, "joints", torch.float32)
-    check_joints(joints, "joints", model.num_joints, model.skeleton.name)
-    check_finite(joints, "joints")
-    if joints.dim() != 3:
-        raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
-    model.eval()
+    joints = _check_clip(model, joints)
     T = joints.shape[0]
     vis = None if visibility is None else visibility.float()
     quats, roots = [], []
@@ -180,12 +187,7 @@ def clip_attention(model: PoseModel, joints: torch.Tensor, max_windows: int = 25
         One (heads, N, N) map per layer (N = the window's frames for sequence models, the joints for seed0's
         attention mixers), empty when the model has no attention layers; and the number of windows averaged.
     """
-    joints = as_tensor(joints, "joints", torch.float32)
-    check_joints(joints, "joints", model.num_joints, model.skeleton.name)
-    check_finite(joints, "joints")
-    if joints.dim() != 3:
-        raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
-    model.eval()
+    joints = _check_clip(model, joints)
     T = joints.shape[0]
     frames = torch.arange(0, T, max(1, -(-T // max_windows)))  # at most max_windows, spread over the clip
     sample = joints[window_index(T, model.window, model.target_index, frames)]  # (N, W, J, 3)

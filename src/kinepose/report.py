@@ -194,6 +194,7 @@ def write_report(
         The paths written and the sections the page holds.
     """
     from kinepose.config import resolve_config
+    from kinepose.data.transforms import add_joint_noise
     from kinepose.inference import attention_tokens, clip_attention, load_model, predict_clip
     from kinepose.kinematics import forward_kinematics
     from kinepose.training import load_split
@@ -229,8 +230,7 @@ def write_report(
         raise ValueError(f"clip: {clip!r} is not a held-out clip of this run; choose from {', '.join(names)}")
     motion = test[names.index(clip) if clip is not None else 0]
     truth = motion.positions()  # (T, J, 3) float64
-    g = torch.Generator().manual_seed(seed)
-    noisy = truth + (noise_mm / 1000.0) * torch.randn(truth.shape, generator=g, dtype=truth.dtype)
+    noisy = add_joint_noise(truth, noise_mm, torch.Generator().manual_seed(seed))
     quat, root = predict_clip(model, noisy.float())
     pred = forward_kinematics(sk, quat.double(), root.double(), check=False).positions  # (T, J, 3)
     err = 1000.0 * (pred - truth).norm(dim=-1).mean(-1)  # (T,) mm

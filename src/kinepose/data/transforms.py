@@ -18,7 +18,22 @@ from kinepose._validation import as_tensor, check_joints
 from kinepose.errors import KineposeError
 from kinepose.skeleton import Skeleton
 
-__all__ = ["is_mirror_symmetric", "mirror_positions", "mirror_root", "mirror_rotations", "mirrored_skeleton"]
+__all__ = [
+    "add_joint_noise",
+    "is_mirror_symmetric",
+    "mirror_positions",
+    "mirror_root",
+    "mirror_rotations",
+    "mirrored_skeleton",
+]
+
+
+def add_joint_noise(joints: torch.Tensor, noise_mm: float, generator: torch.Generator) -> torch.Tensor:
+    """``joints`` (..., 3) metres plus i.i.d. Gaussian noise of ``noise_mm`` millimetres per coordinate, drawn
+    from ``generator`` in ``joints``' dtype (the same seed gives the same noise everywhere in kinepose)."""
+    if not noise_mm >= 0:
+        raise ValueError(f"noise_mm: must be >= 0, got {noise_mm}")
+    return joints + (noise_mm / 1000.0) * torch.randn(joints.shape, generator=generator, dtype=joints.dtype)
 
 
 def _reflection(axis: int) -> np.ndarray:
