@@ -333,3 +333,16 @@ def test_predict_clip_and_attention_match_whole_clip_windows(window, causal):
     torch.testing.assert_close(att[0], full.attention[0].mean(0))  # (heads, W, W), mean over the windows
     _, n = clip_attention(model, clip, max_windows=5)
     assert n == 5  # every ceil(23 / 5) = 5th frame: 0, 5, 10, 15, 20
+
+
+def test_seed0_attention_runs_over_joints():
+    """seed0's attention mixer: maps over the skeleton's joints, labelled by joint name, no query frame."""
+    from kinepose.inference import attention_tokens, clip_attention
+
+    model = _build("seed0", {"mixer": "attention"}, "humanoid")
+    clip = _joints(model, batch=6)[:, 0]  # (6, J, 3): six single-frame poses as a clip
+    att, n = clip_attention(model, clip)
+    J = model.num_joints
+    assert n == 6 and att and all(a.shape[-2:] == (J, J) for a in att)
+    torch.testing.assert_close(att[0].sum(-1), torch.ones(att[0].shape[:-1]))  # rows are distributions
+    assert attention_tokens(model, J) == ("joint", list(model.skeleton.joint_names), None)
