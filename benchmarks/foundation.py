@@ -23,13 +23,12 @@ import numpy as np
 import torch
 
 from kinepose._atomic import atomic_write
-from kinepose.data.bvh import read_bvh, write_motion_bvh
-from kinepose.data.deepmimic import DEEPMIMIC_CLIPS, DEFAULT_EVAL_CLIPS, load_deepmimic
+from kinepose.data.formats.bvh import read_bvh, write_motion_bvh
+from kinepose.data.sources.deepmimic import DEEPMIMIC_CLIPS, DEFAULT_EVAL_CLIPS, load_deepmimic
 from kinepose.evaluation import analytic_solver, evaluate_solver, format_table, write_json
-from kinepose.ik import analytic_ik
-from kinepose.kinematics import forward_kinematics, hinge_angles
-from kinepose.rotations import quat_to_xyzw
-from kinepose.skeletons.humanoid import humanoid_urdf_path
+from kinepose.geometry import quat_to_xyzw
+from kinepose.kinematics import analytic_ik, forward_kinematics, hinge_angles
+from kinepose.skeleton.presets.humanoid import humanoid_urdf_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -37,10 +37,12 @@ from tqdm.auto import tqdm
 
 from kinepose._progress import progress_enabled
 from kinepose.config import resolve_config
+from kinepose.data.sources import load_split
 from kinepose.evaluation import EvalReport, analytic_solver, evaluate_solver, fitted_solver, write_json
-from kinepose.filters import moving_average
-from kinepose.inference import load_model, model_solver
-from kinepose.training import load_split, seconds_to_text
+from kinepose.inference import model_solver
+from kinepose.kinematics import moving_average
+from kinepose.models import load_model
+from kinepose.training import seconds_to_text
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

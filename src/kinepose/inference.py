@@ -6,125 +6,15 @@ weights (normalization statistics included), so ``load_model`` needs no config f
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from kinepose import __version__
-from kinepose._atomic import atomic_write
 from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.data.datasets import window_index
 from kinepose.errors import KineposeError
-from kinepose.models import PoseModel, create_model
-from kinepose.skeleton import Skeleton
-
-__all__ = [
-    "attention_tokens",
-    "clip_attention",
-    "load_model",
-    "model_config",
-    "model_solver",
-    "predict_clip",
-    "save_model",
-    "skeleton_from_dict",
-    "skeleton_to_dict",
-]
-
-FORMAT = "kinepose-model"
-
-
-def skeleton_to_dict(skeleton: Skeleton) -> dict:
-    return {
-        "name": skeleton.name,
-        "joint_names": list(skeleton.joint_names),
-        "parents": list(skeleton.parents),
-        "offsets": np.asarray(skeleton.offsets).tolist(),
-        "kinds": list(skeleton.kinds),
-        "hinge_axes": np.asarray(skeleton.hinge_axes).tolist(),
-        "limits": np.asarray(skeleton.limits).tolist(),
-        "left_right": [list(p) for p in skeleton.left_right],
-        "lateral_axis": skeleton.lateral_axis,
-    }
-
-
-def skeleton_from_dict(d: dict) -> Skeleton:
-    from kinepose.skeletons import get_skeleton, list_skeletons
-
-    sk = Skeleton(**{**d, "left_right": [tuple(p) for p in d["left_right"]]})
-    if d["name"] in list_skeletons():  # share the preset object (and its caches) when it is the same
-        preset = get_skeleton(d["name"])
-        a, b = skeleton_to_dict(preset), skeleton_to_dict(sk)
-        if all(np.allclose(np.asarray(a[k], float), np.asarray(b[k], float), equal_nan=True)
-               for k in ("offsets", "hinge_axes", "limits")) and all(
-            a[k] == b[k] for k in ("joint_names", "parents", "kinds", "left_right", "lateral_axis")
-        ):  # fmt: skip
-            return preset
-    return sk
-
-
-def save_model(path: str, model: PoseModel, extra: dict | None = None) -> None:
-    """Write ``model`` to ``path`` atomically."""
-    payload = {
-        "format": FORMAT,
-        "kinepose_version": __version__,
-        "family": model.family,
-        "config": model.config(),
-        "skeleton": skeleton_to_dict(model.skeleton),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "extra": extra or {},
-    }
-    atomic_write(path, lambda f: torch.save(payload, f), binary=True)
-
-
-def load_model(path: str) -> PoseModel:
-    """Load a model from ``model.pt``, a run folder holding one, or a Lightning checkpoint (``.ckpt``)."""
-    if os.path.isdir(path):
-        cand = os.path.join(path, "model.pt")
-        if not os.path.exists(cand):
-            raise KineposeError(f"{path}: not a run folder (no model.pt inside)")
-        path = cand
-    if not os.path.exists(path):
-        raise KineposeError(f"{path}: no such model file or run folder")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # pickle, zip and torch errors alike: the file is not a saved model
-        raise KineposeError(f"{path}: cannot load model ({type(exc).__name__}: {exc})") from exc
-    try:
-        if isinstance(payload, dict) and payload.get("format") == FORMAT:
-            skeleton = skeleton_from_dict(payload["skeleton"])
-            model = create_model(payload["family"], skeleton, **payload["config"])
-            model.load_state_dict(payload["state_dict"])
-        elif isinstance(payload, dict) and "cfg" in payload.get("hyper_parameters", {}):
-            from kinepose.training import IKTask  # Lightning checkpoint of a kinepose run
-
-            task = IKTask(payload["hyper_parameters"]["cfg"])
-            task.load_state_dict(payload["state_dict"])
-            model = task.model
-        else:
-            raise KineposeError(f"{path}: not a kinepose model (expected model.pt from `kinepose train` or a .ckpt)")
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise KineposeError(
-            f"{path}: saved by an incompatible kinepose version or damaged ({type(exc).__name__}: {exc})"
-        ) from exc
-    return model.eval()
-
-
-def model_config(path: str) -> dict | None:
-    """The resolved training config stored with a model (``model.pt`` of a run, or a run folder)."""
-    if os.path.isdir(path):
-        path = os.path.join(path, "model.pt")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:
-        return None
-    if isinstance(payload, dict):
-        if payload.get("format") == FORMAT:
-            return payload.get("extra", {}).get("config")
-        return payload.get("hyper_parameters", {}).get("cfg")
-    return None
+from kinepose.models.base import PoseModel
 
 
 def _check_clip(model: PoseModel, joints: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ from torch.utils.data import Dataset
 from kinepose.data.motion import Motion
 from kinepose.data.transforms import mirror_positions, mirror_root, mirror_rotations
 from kinepose.errors import KineposeError
-from kinepose.rotations import quat_canonical, quat_multiply, quat_to_matrix, random_quat
-from kinepose.skeleton import Skeleton
+from kinepose.geometry.rotations import quat_canonical, quat_multiply, quat_to_matrix, random_quat
+from kinepose.skeleton.core import Skeleton
 
 __all__ = [
     "AugmentConfig",

@@ -8,9 +8,9 @@ import torch
 
 from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.errors import ShapeError
-from kinepose.kinematics import forward_kinematics
-from kinepose.rotations import check_unit_quat
-from kinepose.skeleton import Skeleton
+from kinepose.geometry.rotations import check_unit_quat
+from kinepose.kinematics.fk import forward_kinematics
+from kinepose.skeleton.core import Skeleton
 
 __all__ = ["Motion", "check_motion_arrays"]
 

@@ -16,7 +16,7 @@ import torch
 
 from kinepose._validation import as_tensor, check_joints
 from kinepose.errors import KineposeError
-from kinepose.skeleton import Skeleton
+from kinepose.skeleton.core import Skeleton
 
 __all__ = [
     "add_joint_noise",

@@ -12,7 +12,7 @@ Every joint is treated as visible: the graphs have no visibility input.
 
 The hybrid family cannot be exported whole. Its geometric solve has no ONNX form: analytic IK registers
 the bones of multi-child joints with roma's Kabsch/Horn method (an eigendecomposition inside a custom
-autograd function), the Levenberg-Marquardt steps of :func:`kinepose.fitting.fit_skeleton` call
+autograd function), the Levenberg-Marquardt steps of :func:`kinepose.kinematics.fitting.fit_skeleton` call
 ``torch.linalg.solve``, and the straight-limb fallback branches on the data; ONNX has no
 eigendecomposition, SVD or linear-solve operator, and a trace would freeze the branch. ``part="network"``
 exports the hybrid's learned part instead, the same forward with the geometric solve cut out:
@@ -29,7 +29,7 @@ everything it needs (skeleton, iterations, prior), not the torch weights.
 Metadata (``metadata_props``; scalars as plain text, lists and dicts as JSON): ``kinepose_version``,
 ``family``, ``part``, ``skeleton`` (name), ``joint_names``, ``window``, ``target_index``, ``causal``,
 ``quaternion_order`` (``wxyz``), ``units``, ``inputs`` / ``outputs`` (name -> shape, ``"batch"`` where
-dynamic), ``config``, ``skeleton_data`` (see :func:`kinepose.inference.skeleton_to_dict`) and, for a
+dynamic), ``config``, ``skeleton_data`` (see :func:`kinepose.skeleton.files.skeleton_to_dict`) and, for a
 hybrid network, ``fit_iterations`` and ``pose_prior``.
 """
 
@@ -50,9 +50,9 @@ from torch import nn
 from kinepose import __version__
 from kinepose._atomic import atomic_write
 from kinepose.errors import KineposeError, ShapeError
-from kinepose.kinematics import forward_kinematics, project_to_joint_kinds
-from kinepose.models import PoseModel
-from kinepose.rotations import axis_angle_to_quat, quat_identity
+from kinepose.geometry.rotations import axis_angle_to_quat, quat_identity
+from kinepose.kinematics.fk import forward_kinematics, project_to_joint_kinds
+from kinepose.models.base import PoseModel
 
 __all__ = [
     "PARTS",
@@ -73,7 +73,8 @@ HYBRID_NOT_EXPORTABLE = (
     "registers bones by Kabsch/Horn through an eigendecomposition, the Levenberg-Marquardt fit calls "
     "torch.linalg.solve, and the straight-limb fallback branches on the data; ONNX has no eigendecomposition, "
     "SVD or linear-solve operator). Export the learned part with part='network' (CLI: --part network); the "
-    "geometric solve then runs in kinepose (kinepose.export.onnx.predict_onnx, kinepose.fitting.fit_skeleton)"
+    "geometric solve then runs in kinepose (kinepose.export.onnx.predict_onnx, "
+    "kinepose.kinematics.fitting.fit_skeleton)"
 )
 
 
@@ -112,7 +113,7 @@ class _HybridNetwork(nn.Module):
         self.model = model
 
     def forward(self, joints: torch.Tensor, geometric_quat: torch.Tensor | None = None):
-        from kinepose.models import hybrid
+        from kinepose.models.ik import hybrid
 
         if geometric_quat is None:  # no residual head: the geometry's output is not used by the graph
             geometric_quat = quat_identity((joints.shape[0], self.model.num_joints), dtype=joints.dtype)
@@ -209,7 +210,7 @@ def _to_model(model: PoseModel, x: torch.Tensor) -> torch.Tensor:
 
 
 def _metadata(model: PoseModel, part: str, inputs: dict, outputs: dict, opset: int) -> dict:
-    from kinepose.inference import skeleton_to_dict
+    from kinepose.skeleton.files import skeleton_to_dict
 
     meta = {
         "kinepose_version": __version__,
@@ -401,7 +402,7 @@ def predict_onnx(
     path: str | os.PathLike | bytes, joints: torch.Tensor | np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotations of windows of joints from an exported file, with onnxruntime (and kinepose's geometric
-    solve for a hybrid network: the graph, :func:`kinepose.fitting.fit_skeleton`, the graph again).
+    solve for a hybrid network: the graph, :func:`kinepose.kinematics.fitting.fit_skeleton`, the graph again).
 
     Args:
         path: an ``.onnx`` file written by :func:`export_onnx` (not a seed0 one with image features).
@@ -424,8 +425,8 @@ def predict_onnx(
     if meta["part"] == "full":
         quat, root = sess.run(["local_quat", "root_pos"], {"joints": x})
         return torch.from_numpy(quat), torch.from_numpy(root)
-    from kinepose.fitting import PosePrior, fit_skeleton
-    from kinepose.inference import skeleton_from_dict
+    from kinepose.kinematics.fitting import PosePrior, fit_skeleton
+    from kinepose.skeleton.files import skeleton_from_dict
 
     feed = {"joints": x}
     if "geometric_quat" in names:  # first pass: only the denoised joints are used

@@ -18,9 +18,9 @@ from torch import nn
 
 from kinepose._validation import check_joints
 from kinepose.errors import KineposeError, ShapeError
-from kinepose.kinematics import project_to_joint_kinds
-from kinepose.rotations import quat_identity
-from kinepose.skeleton import Skeleton
+from kinepose.geometry.rotations import quat_identity
+from kinepose.kinematics.fk import project_to_joint_kinds
+from kinepose.skeleton.core import Skeleton
 
 __all__ = ["ModelOutput", "PoseModel", "scatter_rotations"]
 

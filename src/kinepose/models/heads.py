@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from kinepose.errors import KineposeError
-from kinepose.rotations import euler_to_quat, quat_canonical, quat_normalize, sixd_to_quat
+from kinepose.geometry.rotations import euler_to_quat, quat_canonical, quat_normalize, sixd_to_quat
 
 __all__ = ["HEAD_KINDS", "RotationHead", "rotation_dim"]
 

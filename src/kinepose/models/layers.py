@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from kinepose.errors import KineposeError
-from kinepose.skeleton import Skeleton
+from kinepose.skeleton.core import Skeleton
 
 __all__ = [
     "AttentionBlock",

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from kinepose._atomic import atomic_write
-from kinepose.skeleton import Skeleton
+from kinepose.skeleton.core import Skeleton
 
 __all__ = ["MAX_GIF_FRAMES", "animate_skeleton", "ffmpeg_executable", "plot_pose_comparison", "plot_skeleton"]
 

@@ -36,12 +36,12 @@ import numpy as np
 import torch
 
 from kinepose._atomic import atomic_write
-from kinepose.data.bvh import read_bvh
-from kinepose.data.io import SUPPORTED_INPUTS, load_joints, load_rotations
+from kinepose.data.formats.bvh import read_bvh
+from kinepose.data.formats.io import SUPPORTED_INPUTS, load_joints, load_rotations
 from kinepose.errors import FileFormatError, KineposeError, NonFiniteError, ShapeError
-from kinepose.kinematics import forward_kinematics
-from kinepose.skeleton import Skeleton
-from kinepose.skeletons import get_skeleton, list_skeletons
+from kinepose.kinematics.fk import forward_kinematics
+from kinepose.skeleton.core import Skeleton
+from kinepose.skeleton.presets import get_skeleton, list_skeletons
 
 __all__ = [
     "MAX_SEQUENCES",
@@ -297,7 +297,7 @@ def load_view_sequence(
     - ``.npz``/``.json`` written by ``kinepose ik`` (``local_quat``, ``parents``...): its ``joints``; without
       them, forward kinematics of ``local_quat``/``root_pos`` on ``skeleton`` (required then).
     - ``.bvh``: the file's own tree and forward kinematics (end sites named ``<parent>_end``).
-    - joint positions (``.npz`` with ``joints``, ``.npy``, ``.csv``, see :func:`kinepose.data.io.load_joints`):
+    - joint positions (``.npz`` with ``joints``, ``.npy``, ``.csv``, see :func:`kinepose.data.formats.io.load_joints`):
       they hold no parents, so ``skeleton`` is required.
 
     Args:

@@ -1,0 +1,164 @@
+"""``kinepose <command>``: parses arguments, then calls library functions. No work happens at import."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kinepose.cli.files import _cmd_export, _cmd_ik
+from kinepose.cli.info import _cmd_clip, _cmd_info, _cmd_skeleton
+from kinepose.cli.train import _cmd_evaluate, _cmd_train
+
+EPILOG = """\
+examples:
+  kinepose train configs/humanoid_hybrid.yaml              train the default recipe, print the comparison
+  kinepose train configs/hand_hybrid.yaml trainer.max_epochs=5 --out runs/hand
+  kinepose evaluate runs/humanoid_hybrid --noise-mm 10     score a run on its held-out clips
+  kinepose evaluate analytic                               the closed-form IK on the 5 held-out clips
+  kinepose ik --model runs/humanoid_hybrid --input joints.npz --output rotations.bvh
+  kinepose export runs/humanoid_iknet --format onnx        ONNX graph + onnxruntime parity check
+  kinepose report runs/humanoid_hybrid                     one HTML page: config, metrics, curves, skeletons
+  kinepose view rotations.npz joints.npz --open            3D viewer in the browser, prediction vs truth
+  kinepose info                                            skeletons and bundled motion clips
+  kinepose clip kick --noise-mm 10 --output kick.npz       a bundled clip's joints as a file
+
+file formats (kinepose ik):
+  input   .npz  array `joints` (T, J, 3) metres, optional `joint_names`, `fps`
+          .npy  (T, J, 3) or (J, 3) metres, joints in the skeleton's order
+          .csv  header <joint>_x,<joint>_y,<joint>_z,... (optional leading `frame`), one row per frame
+          .bvh  joint positions by the file's own FK (use --scale for centimetres: 0.01)
+  output  .npz  local_quat (T, J, 4) w,x,y,z, root_pos, joint_names, parents, observable, fps, joints
+          .bvh  any BVH consumer (Blender, MotionBuilder); ZXY rotation channels
+          .csv  frame, root_x.., <joint>_qw, _qx, _qy, _qz per joint
+          .json {"format": "kinepose-rotations", "local_quat": [...], "root_pos": [...], ...}
+
+file formats (kinepose view): any output above with its `joints` or rotations (.npz/.json), a .bvh, or joint
+  positions (.npz/.npy/.csv, with --skeleton); a second file is drawn as the ground truth (joint positions
+  there need no --skeleton: they are drawn on the first file's tree, matched by joint name).
+
+Units: metres and radians in files; millimetres and degrees in printed tables. Quaternions are (w, x, y, z).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from kinepose.data.sources import DEFAULT_EVAL_CLIPS
+
+    parser = argparse.ArgumentParser(
+        prog="kinepose",
+        description="Learned 3D pose and kinematics: joint positions to joint rotations on a skeleton.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="list skeletons and bundled clips", epilog="example: kinepose info")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "clip",
+        help="write a bundled clip's joint positions to a file (input for ik and view)",
+        description="Write the joint positions of a bundled DeepMimic clip (see kinepose info) as .npz (joints, "
+        "joint_names, fps) or .csv (frame,<joint>_x,<joint>_y,<joint>_z,...), metres, optionally with noise.",
+        epilog="example: kinepose clip kick --output kick_truth.npz\n"
+        "         kinepose clip kick --noise-mm 10 --output kick_noisy.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("name", help="clip name, e.g. walk, kick, run (kinepose info lists them)")
+    p.add_argument("--output", required=True, help="joints file (.npz or .csv)")
+    p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian noise per coordinate, mm (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.set_defaults(func=_cmd_clip)
+
+    p = sub.add_parser("skeleton", help="describe a skeleton preset", epilog="example: kinepose skeleton hand21")
+    p.add_argument("name", help="humanoid, hand21, h36m17 or head")
+    p.set_defaults(func=_cmd_skeleton)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model from a YAML recipe",
+        description="Train a model from a recipe (configs/*.yaml) with optional key=value overrides, then "
+        "print its side-by-side comparison with the analytic solvers on the held-out clips.",
+        epilog="example: kinepose train configs/humanoid_hybrid.yaml trainer.max_epochs=10 model.dim=128",
+    )
+    p.add_argument("config", help="YAML recipe, e.g. configs/humanoid_hybrid.yaml")
+    p.add_argument("overrides", nargs="*", help="dotted overrides such as optim.lr=3e-4")
+    p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
+    p.add_argument("--noise-levels", type=float, nargs="+", default=[0.0, 10.0], help="noise (mm) of the final table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a run, a model file or the analytic solver on held-out clips",
+        epilog="examples: kinepose evaluate runs/humanoid_hybrid --noise-mm 10\n"
+        "          kinepose evaluate analytic --json out/analytic.json",
+    )
+    p.add_argument("model", help="'analytic', a run folder, a model.pt or a Lightning .ckpt")
+    p.add_argument(
+        "--clips", default=None, help=f"comma-separated DeepMimic clips (default {','.join(DEFAULT_EVAL_CLIPS)})"
+    )
+    p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise, mm (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--json", default=None, help="write the metrics here (default for runs: RUN/evaluate_noise<N>mm.json)"
+    )
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "ik",
+        help="joint positions in a file -> joint rotations in a file",
+        description="Solve joint rotations for every frame of a joints file with a trained model or the "
+        "analytic solver. Input: .npz/.npy/.csv/.bvh; output: .npz/.bvh/.csv/.json (see kinepose --help).",
+        epilog="example: kinepose ik --model runs/humanoid_hybrid --input walk.npz --output walk.bvh",
+    )
+    p.add_argument("--model", required=True, help="'analytic', a run folder, model.pt or .ckpt")
+    p.add_argument("--input", required=True, help="joints file (.npz, .npy, .csv, .bvh)")
+    p.add_argument("--output", required=True, help="rotations file (.npz, .bvh, .csv, .json)")
+    p.add_argument("--skeleton", default="humanoid", help="skeleton for --model analytic (default humanoid)")
+    p.add_argument("--scale", type=float, default=1.0, help="multiply input positions (e.g. 0.01 for cm)")
+    p.add_argument("--fps", type=float, default=None, help="frame rate when the input has none (default 30)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_ik)
+
+    p = sub.add_parser(
+        "export",
+        help="export a trained model to ONNX",
+        description="Export a run folder, model.pt or .ckpt to ONNX (dynamic batch size, the model's window) "
+        "and check it against onnxruntime. Hybrid models export their learned part only (--part network): "
+        "ONNX has no operator for their geometric solve.",
+        epilog="examples: kinepose export runs/humanoid_seq --format onnx\n"
+        "          kinepose export runs/humanoid_hybrid --part network --output hybrid_net.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", help="a run folder, a model.pt or a Lightning .ckpt")
+    p.add_argument("--format", default="onnx", help="export format (only onnx)")
+    p.add_argument("--output", default=None, help="output file (default: model.onnx in the run folder)")
+    p.add_argument("--part", choices=["full", "network"], default="full",
+                   help="full model, or a hybrid's learned part (network)")  # fmt: skip
+    p.set_defaults(func=_cmd_export)
+
+    from kinepose.cli.viz import add_viz_commands
+
+    add_viz_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value overrides may follow options: `kinepose train cfg.yaml --quiet a.b=1`
+        if args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+            args.overrides = [*args.overrides, *extra]
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:  # KineposeError is a ValueError
+        print(f"kinepose {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""``kinepose ik`` and ``export``: files in, files out."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _cmd_ik(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from kinepose._progress import progress_enabled
+    from kinepose.data.formats.io import load_joints, save_rotations
+    from kinepose.kinematics.fk import forward_kinematics
+    from kinepose.kinematics.ik import analytic_ik, observable_mask
+    from kinepose.skeleton.presets import get_skeleton
+
+    if args.model == "analytic":
+        skeleton = get_skeleton(args.skeleton)
+        model = None
+    else:
+        from kinepose.models.files import load_model
+
+        model = load_model(args.model)
+        skeleton = model.skeleton
+    data = load_joints(args.input, skeleton=skeleton, scale=args.scale)
+    joints = torch.as_tensor(data.joints)
+    fps = args.fps or data.fps or 30.0
+    if model is None:
+        result = analytic_ik(skeleton, joints)
+        quat, root = result.local_quat, result.root_pos
+    else:
+        from kinepose.inference import predict_clip
+
+        quat, root = predict_clip(model, joints.float(), progress=progress_enabled(not args.quiet))
+        quat, root = quat.double(), root.double()
+    fk = forward_kinematics(skeleton, quat, root, check=False).positions
+    save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps,
+                   observable=observable_mask(skeleton), joints=fk.numpy())  # fmt: skip
+    err = 1000 * float(np.linalg.norm(fk.numpy() - data.joints, axis=-1).mean())
+    print(f"{args.input}: {len(joints)} frames -> {args.output} (FK of the output is {err:.2f} mm from the input)")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import os
+
+    from kinepose.export.onnx import TOLERANCE, export_onnx
+    from kinepose.models.files import load_model
+
+    if args.format != "onnx":
+        raise ValueError(f"--format: unknown export format {args.format!r}; supported: onnx")
+    model = load_model(args.model)
+    out = args.output
+    if out is None:  # beside the model, in the run folder (not in its checkpoints/)
+        folder = args.model if os.path.isdir(args.model) else os.path.dirname(os.path.abspath(args.model))
+        if os.path.basename(folder) == "checkpoints":
+            folder = os.path.dirname(folder)
+        out = os.path.join(folder, "model.onnx")
+    meta = export_onnx(model, out, part=args.part, tolerance=TOLERANCE)
+
+    def shapes(d: dict) -> str:
+        return ", ".join(f"{k} ({', '.join(map(str, v))})" for k, v in d.items())
+
+    frame = "last (causal)" if model.target_index == model.window - 1 else "centre (offline)"
+    print(f"{args.model} -> {meta['path']} (ONNX opset {meta['opset']}, {meta['bytes'] / 1024:.0f} KiB)")
+    print(f"  family   {meta['family']}, part {meta['part']}, skeleton {meta['skeleton']}")
+    print(f"  window   {meta['window']} frame(s), target frame {meta['target_index']}: {frame}")
+    print(f"  inputs   {shapes(meta['inputs'])}, float32, metres")
+    print(f"  outputs  {shapes(meta['outputs'])}; quaternions w,x,y,z")
+    print(f"  parity   onnxruntime vs torch, max abs difference {meta['parity']:.2e} at batch sizes 1 and 7 "
+          f"(limit {TOLERANCE:.0e})")  # fmt: skip
+    if meta["part"] == "network":
+        print("  note     the geometric solve is not in the graph: kinepose.export.onnx.predict_onnx runs the graph "
+              "and kinepose.kinematics.fitting.fit_skeleton")  # fmt: skip
+    return 0

@@ -1,0 +1,44 @@
+"""``kinepose info``, ``skeleton`` and ``clip``: what ships with kinepose."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    import kinepose
+    from kinepose.data.sources.deepmimic import DEEPMIMIC_CLIPS, DEFAULT_EVAL_CLIPS, load_deepmimic
+    from kinepose.skeleton.presets import get_skeleton, list_skeletons
+
+    print(f"kinepose {kinepose.__version__}\n\nSkeletons:")
+    for name in list_skeletons():
+        print(f"  {name:<10} {get_skeleton(name)!r}")
+    print("\nBundled DeepMimic clips (pybullet_data), * = default evaluation clip:")
+    for clip in DEEPMIMIC_CLIPS:
+        m = load_deepmimic(clip)
+        star = "*" if clip in DEFAULT_EVAL_CLIPS else " "
+        print(f" {star}{clip:<16} {m.num_frames:>4} frames  {m.fps:5.1f} fps  {m.num_frames / m.fps:5.2f} s")
+    return 0
+
+
+def _cmd_clip(args: argparse.Namespace) -> int:
+    from kinepose.cli.viz import noisy_clip
+    from kinepose.data.formats.io import save_joints
+
+    m, _, joints = noisy_clip(args.name, args.noise_mm, args.seed)  # (T, J, 3)
+    save_joints(args.output, joints, m.skeleton.joint_names, fps=m.fps)
+    noise = f", {args.noise_mm:g} mm Gaussian noise (seed {args.seed})" if args.noise_mm else ""
+    print(f"wrote {args.output}: {args.name}, {m.num_frames} frames, {len(m.skeleton.joint_names)} joints, "
+          f"{m.fps:g} fps{noise}")  # fmt: skip
+    return 0
+
+
+def _cmd_skeleton(args: argparse.Namespace) -> int:
+    from kinepose.kinematics.ik import ik_plan
+    from kinepose.skeleton.presets import get_skeleton
+
+    sk = get_skeleton(args.name)
+    print(sk.describe())
+    plan = ik_plan(sk)
+    print("\nAnalytic IK solver per joint:", ", ".join(f"{n}={s}" for n, s in zip(sk.joint_names, plan, strict=True)))
+    return 0

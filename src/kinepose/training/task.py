@@ -1,0 +1,111 @@
+"""The Lightning task: losses, metrics and optimizers around a :class:`~kinepose.models.PoseModel`."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from kinepose.data.datasets import AugmentConfig, augment_batch
+from kinepose.data.sources import get_source
+from kinepose.errors import KineposeError
+from kinepose.geometry.rotations import quat_to_matrix
+from kinepose.kinematics.fk import forward_kinematics_matrix
+from kinepose.metrics.rotations import geodesic_error
+from kinepose.models.base import PoseModel
+from kinepose.models.losses import ROTATION_LOSSES, fk_position_loss, rotation_loss
+from kinepose.models.registry import create_model
+from kinepose.skeleton.presets import get_skeleton
+
+
+class IKTask(L.LightningModule):
+    """Losses, metrics and optimizers around a :class:`~kinepose.models.PoseModel`."""
+
+    def __init__(self, cfg: dict) -> None:
+        super().__init__()
+        self.save_hyperparameters({"cfg": cfg})
+        self.cfg = cfg
+        model_cfg = dict(cfg["model"])
+        name = model_cfg.pop("name")
+        skeleton = get_skeleton(get_source(cfg["data"]["dataset"]).skeleton)
+        self.model: PoseModel = create_model(name, skeleton, **model_cfg)
+        self.augment = AugmentConfig.from_config(cfg["data"])
+        loss = cfg["loss"]
+        if loss["rotation"] not in ROTATION_LOSSES:  # fail before training, not at the first step
+            raise KineposeError(f"loss.rotation: unknown {loss['rotation']!r}; use {' or '.join(ROTATION_LOSSES)}")
+        if cfg["optim"]["name"] not in ("adam", "rmsprop"):
+            raise KineposeError(f"optim.name: unknown optimizer {cfg['optim']['name']!r}; use adam or rmsprop")
+        if cfg["optim"]["schedule"] not in ("cosine", "step", "none"):
+            raise KineposeError(f"optim.schedule: unknown {cfg['optim']['schedule']!r}; use cosine, step or none")
+        self.rot_idx = list(skeleton.rotated_joints)
+
+    @property
+    def skeleton(self):
+        return self.model.skeleton
+
+    def forward(self, joints, visibility=None):
+        return self.model(joints, visibility)
+
+    def _losses(self, batch, out) -> dict[str, torch.Tensor]:
+        lc = self.cfg["loss"]
+        sk = self.skeleton
+        losses = {"rot": rotation_loss(lc["rotation"], out.local_quat[:, self.rot_idx], batch.quat[:, self.rot_idx])}
+        if lc["w_fk"] > 0:
+            offsets = None
+            if not torch.all(batch.scale == 1):
+                offsets = sk.offsets_tensor(batch.joints.dtype, batch.joints.device) * batch.scale[:, None, None]
+            losses["fk"] = fk_position_loss(sk, out.local_quat, out.root_pos, batch.target, offsets)
+        if out.joints is not None and lc["w_pos"] > 0:
+            err = ((out.joints - batch.target) * 10.0).square().sum(-1)  # (B, J)
+            if batch.visibility is not None:  # a hidden joint's position is not asked for
+                vis = batch.visibility[:, self.model.target_index]
+                losses["pos"] = (err * vis).sum() / vis.sum().clamp_min(1)
+            else:
+                losses["pos"] = err.mean()
+        total = lc["w_rot"] * losses["rot"] + lc["w_fk"] * losses.get("fk", 0.0) + lc["w_pos"] * losses.get("pos", 0.0)
+        losses["total"] = total
+        return losses
+
+    def training_step(self, raw, batch_idx):
+        batch = augment_batch(self.skeleton, raw, self.model.target_index, self.augment)
+        out = self.model(batch.joints, batch.visibility)
+        losses = self._losses(batch, out)
+        for k, v in losses.items():
+            self.log(f"train/{k}", v, on_step=False, on_epoch=True, prog_bar=k == "total", sync_dist=True)
+        with torch.no_grad():  # the same metrics as validation, for train-vs-validation curves
+            geo, mpjpe = self._metrics(batch, out)
+        n = batch.joints.shape[0]
+        self.log("train/geo_deg", geo, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
+        self.log("train/mpjpe_mm", mpjpe, batch_size=n, on_step=False, on_epoch=True, sync_dist=True)
+        return losses["total"]
+
+    def _metrics(self, batch, out) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean geodesic error (deg) of the rotated joints and MPJPE (mm) of FK(output) against the target."""
+        geo = geodesic_error(out.local_quat[:, self.rot_idx], batch.quat[:, self.rot_idx], degrees=True).mean()
+        pos = forward_kinematics_matrix(self.skeleton, quat_to_matrix(out.local_quat), out.root_pos).positions
+        return geo, 1000.0 * (pos - batch.target).norm(dim=-1).mean()
+
+    def validation_step(self, raw, batch_idx):
+        g = torch.Generator().manual_seed(10_000 + batch_idx)
+        batch = augment_batch(self.skeleton, raw, self.model.target_index, self.augment, generator=g,
+                              noise_mm=float(self.cfg["data"]["val_noise_mm"]))  # fmt: skip
+        out = self.model(batch.joints, batch.visibility)
+        losses = self._losses(batch, out)
+        geo, mpjpe = self._metrics(batch, out)
+        n = batch.joints.shape[0]
+        self.log("val/loss", losses["total"], batch_size=n, sync_dist=True)
+        self.log("val/geo_deg", geo, batch_size=n, prog_bar=True, sync_dist=True)
+        self.log("val/mpjpe_mm", mpjpe, batch_size=n, prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self):
+        o = self.cfg["optim"]
+        cls = torch.optim.Adam if o["name"] == "adam" else torch.optim.RMSprop
+        opt = cls(self.model.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
+        if o["schedule"] == "none":
+            return opt
+        if o["schedule"] == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+                opt, T_max=max(1, int(self.cfg["trainer"]["max_epochs"]))
+            )
+        else:
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=int(o["step_size"]), gamma=float(o["gamma"]))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
