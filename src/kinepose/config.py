@@ -8,8 +8,10 @@ saved beside the checkpoint (``config.yaml``) so a run can be repeated.
 from __future__ import annotations
 
 import copy
+import math
 import os
-from collections.abc import Sequence
+import reprlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -70,6 +72,98 @@ DEFAULTS: dict[str, Any] = {
 }
 
 _FREE_FORM = {"model"}  # sections whose keys are checked by their consumer (the model registry)
+_MAX_DEPTH = 64  # nesting levels read from YAML: recipes are 3 deep, and PyYAML's loader recurses per level
+_INT64 = 2**63
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlevel = 60, 60, 3
+
+
+def _pair(low: float, low_open: bool = False) -> Callable[[list], bool]:
+    """A [low, high] range whose ends are >= ``low`` (> with ``low_open``), low <= high."""
+    return lambda v: (v[0] > low if low_open else v[0] >= low) and v[0] <= v[1]
+
+
+def _at_least(low: float) -> Callable[[float], bool]:
+    return lambda v: v >= low
+
+
+def _probability(v: float) -> bool:
+    return 0.0 <= v <= 1.0
+
+
+def _positive(v: float) -> bool:
+    return v > 0
+
+
+#: Allowed values of the numeric keys (their type and finiteness are checked against the defaults first).
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "seed": (lambda v: 0 <= v < 2**32, "in [0, 2**32)"),
+    "data.hand_sequences.train": (_at_least(1), ">= 1"),
+    "data.hand_sequences.val": (_at_least(0), ">= 0"),
+    "data.hand_sequences.test": (_at_least(0), ">= 0"),
+    "data.hand_sequences.length": (_at_least(1), ">= 1"),
+    "data.hand_sequences.fps": (_positive, "> 0"),
+    "data.noise_mm": (_pair(0.0), "a [low, high] range with 0 <= low <= high"),
+    "data.noise_zero_prob": (_probability, "a probability in [0, 1]"),
+    "data.val_noise_mm": (_at_least(0.0), ">= 0"),
+    "data.translate_m": (_at_least(0.0), ">= 0"),
+    "data.scale": (_pair(0.0, low_open=True), "a [low, high] range with 0 < low <= high"),
+    "data.joint_dropout": (_probability, "a probability in [0, 1]"),
+    "data.batch_size": (_at_least(1), ">= 1"),
+    "data.samples_per_epoch": (_at_least(1), ">= 1"),
+    "data.num_workers": (_at_least(0), ">= 0"),
+    "loss.w_rot": (_at_least(0.0), ">= 0"),
+    "loss.w_fk": (_at_least(0.0), ">= 0"),
+    "loss.w_pos": (_at_least(0.0), ">= 0"),
+    "optim.lr": (_positive, "> 0"),
+    "optim.weight_decay": (_at_least(0.0), ">= 0"),
+    "optim.step_size": (_at_least(1), ">= 1"),
+    "optim.gamma": (_positive, "> 0"),
+    "trainer.max_epochs": (_at_least(1), "a positive whole number"),
+    "trainer.patience": (_at_least(0), ">= 0"),
+    "trainer.devices": (lambda v: v >= 1 or v == -1, ">= 1, or -1 for all"),
+    "trainer.log_every_n_steps": (_at_least(1), ">= 1"),
+    "trainer.threads": (_at_least(0), ">= 0 (0 leaves torch's setting)"),
+}
+
+
+class _BadYaml(Exception):
+    """Why a YAML text could not be read, and the 1-based line where known."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _safe_yaml(text: str) -> Any:
+    """``yaml.safe_load(text)``, with nesting deeper than :data:`_MAX_DEPTH` refused before loading.
+
+    Raises:
+        _BadYaml: malformed YAML, nesting too deep, or a value its constructors refuse.
+    """
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):  # the event parser keeps its own stack
+            if isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                depth += 1
+                if depth > _MAX_DEPTH:
+                    raise _BadYaml(f"nested too deeply (more than {_MAX_DEPTH} levels)", event.start_mark.line + 1)
+            elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
+                depth -= 1
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            line = mark.line + 1
+        elif isinstance(getattr(exc, "position", None), int):  # a ReaderError: unacceptable character
+            line = text.count("\n", 0, exc.position) + 1
+        else:
+            line = None
+        raise _BadYaml(f"malformed YAML ({exc})", line) from exc
+    except RecursionError:  # a last resort: the depth check above stops real cases first
+        raise _BadYaml("nested too deeply", None) from None
+    except (ValueError, OverflowError) as exc:  # constructors: integers of 5000 digits, dates like 2024-02-30
+        raise _BadYaml(f"malformed YAML ({exc})", None) from exc
 
 
 def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
@@ -88,49 +182,98 @@ def _merge(base: dict, update: dict, source: str, prefix: str = "") -> dict:
                 raise KineposeError(f"{source}: config key '{path}' must be a mapping, got {value!r}")
             merged = copy.deepcopy(base[key])
             if key == "hand_sequences":
-                unknown = sorted(set(value) - set(base[key]))
+                unknown = sorted(str(u) for u in set(value) - set(base[key]))  # str: YAML keys may be numbers
                 if unknown:
                     raise KineposeError(f"{source}: unknown config key(s) {[f'{path}.{u}' for u in unknown]}")
-                value = {k: _coerce(v, base[key][k], f"{source}: config key '{path}.{k}'") for k, v in value.items()}
+                value = {
+                    k: _coerce(v, base[key][k], f"{source}: config key '{path}.{k}'", f"{path}.{k}")
+                    for k, v in value.items()
+                }
+            else:
+                _check_free_form(value, f"{source}: config key '{path}")
             merged.update(value)
             out[key] = merged
         else:
-            out[key] = _coerce(value, base.get(key), f"{source}: config key '{path}'")
+            out[key] = _coerce(value, base.get(key), f"{source}: config key '{path}'", path)
     return out
 
 
-def _coerce(value: Any, default: Any, where: str) -> Any:
-    """Check a value against its default's type. YAML 1.1 reads ``3e-4`` as a string: numeric strings
-    become numbers where the default is one; an int default accepts only whole numbers."""
+def _check_free_form(value: Any, where: str) -> None:
+    """Refuse NaN, infinities and self-references anywhere in a free-form value (``model.*``), naming the key."""
+    stack: list[tuple[Any, str, bool]] = [(value, where, False)]
+    open_ids: set[int] = set()  # containers on the current path: meeting one again is a cycle
+    done: set[int] = set()  # YAML aliases share objects: visit each once (no exponential walk)
+    while stack:
+        v, at, leaving = stack.pop()
+        if leaving:
+            open_ids.discard(id(v))
+            done.add(id(v))
+        elif isinstance(v, float) and not math.isfinite(v):
+            raise KineposeError(f"{at}' must be a finite number, got {v}")
+        elif isinstance(v, dict | list) and id(v) not in done:
+            if id(v) in open_ids:
+                raise KineposeError(f"{at}' contains itself (a recursive YAML alias)")
+            open_ids.add(id(v))
+            stack.append((v, at, True))
+            items = v.items() if isinstance(v, dict) else enumerate(v)
+            stack.extend((x, f"{at}.{k}" if isinstance(v, dict) else f"{at}[{k}]", False) for k, x in items)
+
+
+def _coerce(value: Any, default: Any, where: str, path: str = "") -> Any:
+    """Check a value against its default's type and the key's rule in :data:`_RULES`.
+
+    YAML 1.1 reads ``3e-4`` as a string: numeric strings become numbers where the default is one. Numbers must
+    be finite; an int default accepts only whole numbers that fit in 64 bits.
+    """
+    value = _coerce_type(value, default, where)
+    rule = _RULES.get(path)
+    if rule is not None and not rule[0](value):
+        raise KineposeError(f"{where} must be {rule[1]}, got {_BRIEF.repr(value)}")
+    return value
+
+
+def _coerce_type(value: Any, default: Any, where: str) -> Any:
     if default is None:
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise KineposeError(f"{where} must be true or false, got {value!r}")
+            raise KineposeError(f"{where} must be true or false, got {_BRIEF.repr(value)}")
         return value
     if isinstance(default, int | float):
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise KineposeError(f"{where} must be a number, got {value!r}") from None
+                raise KineposeError(f"{where} must be a number, got {_BRIEF.repr(value)}") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise KineposeError(f"{where} must be a number, got {value!r}")
+            raise KineposeError(f"{where} must be a number, got {_BRIEF.repr(value)}")
         if isinstance(default, int):
-            if float(value) != int(value):
-                raise KineposeError(f"{where} must be a whole number, got {value!r}")
-            return int(value)
-        return float(value)
+            if isinstance(value, float):
+                if not value.is_integer():  # also nan and inf
+                    raise KineposeError(f"{where} must be a whole number, got {value!r}")
+                value = int(value)
+            if not -_INT64 <= value < _INT64:
+                raise KineposeError(f"{where} must be a whole number that fits in 64 bits, got {_BRIEF.repr(value)}")
+            return value
+        try:
+            value = float(value)
+        except OverflowError:  # an integer beyond float64
+            raise KineposeError(f"{where} must be a finite number, got {_BRIEF.repr(value)}") from None
+        if not math.isfinite(value):
+            raise KineposeError(f"{where} must be a finite number, got {value}")
+        return value
     if isinstance(default, list):
         if not isinstance(value, list):
-            raise KineposeError(f"{where} must be a list like {default!r}, got {value!r}")
+            raise KineposeError(f"{where} must be a list like {default!r}, got {_BRIEF.repr(value)}")
         if len(default) == 2 and all(isinstance(d, float) for d in default):  # a numeric range
             if len(value) != 2:
-                raise KineposeError(f"{where} must be a [low, high] pair, got {value!r}")
-            return [_coerce(v, 0.0, where) for v in value]
+                raise KineposeError(f"{where} must be a [low, high] pair, got {_BRIEF.repr(value)}")
+            return [_coerce_type(v, 0.0, where) for v in value]
+        if all(isinstance(d, str) for d in default) and not all(isinstance(v, str) for v in value):
+            raise KineposeError(f"{where} must be a list of names like {default!r}, got {_BRIEF.repr(value)}")
         return value
     if isinstance(default, str) and not isinstance(value, str):
-        raise KineposeError(f"{where} must be a string, got {value!r}")
+        raise KineposeError(f"{where} must be a string, got {_BRIEF.repr(value)}")
     return value
 
 
@@ -144,14 +287,16 @@ def parse_overrides(overrides: Sequence[str]) -> dict:
         if not key or any(not part for part in key.split(".")):
             raise KineposeError(f"override {item!r}: bad key {key!r}")
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as exc:
-            raise KineposeError(f"override {item!r}: cannot parse value ({exc})") from exc
+            value = _safe_yaml(raw) if raw != "" else ""
+        except _BadYaml as exc:
+            raise KineposeError(f"override {key!r}: cannot parse value {_BRIEF.repr(raw)} ({exc})") from exc
         if isinstance(value, str):
             try:
-                value = float(value)  # '3e-4': YAML 1.1 keeps it a string
+                number = float(value)  # '3e-4': YAML 1.1 keeps it a string
             except ValueError:
                 pass
+            else:  # 'nan', 'inf' stay names (model.name=nan); where a number is due, _coerce refuses them
+                value = number if math.isfinite(number) else value
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
@@ -163,16 +308,27 @@ def parse_overrides(overrides: Sequence[str]) -> dict:
 
 
 def load_config(path: str) -> dict:
-    """Read a YAML recipe (no defaults applied)."""
+    """Read a YAML recipe (no defaults applied).
+
+    Raises:
+        KineposeError: the file cannot be read, is not UTF-8, is malformed or nested too deeply (the message
+            names the file and, where known, the line), or is not a mapping.
+    """
     try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as exc:
         raise KineposeError(f"cannot read config {path} ({exc})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        raise KineposeError(f"{path}{where}: malformed YAML ({exc})") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise KineposeError(f"{path}, line {line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    try:
+        data = _safe_yaml(text)
+    except _BadYaml as exc:
+        where = f", line {exc.line}" if exc.line is not None else ""
+        raise KineposeError(f"{path}{where}: {exc}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -181,17 +337,28 @@ def load_config(path: str) -> dict:
 
 
 def resolve_config(path: str | None = None, overrides: Sequence[str] = (), base: dict | None = None) -> dict:
-    """Defaults <- YAML file <- overrides, validated. Returns a new nested dict."""
+    """Defaults <- YAML file <- overrides, validated. Returns a new nested dict.
+
+    Raises:
+        KineposeError: an unknown key, a value of the wrong type or out of its range, a file that cannot be read;
+            the message names the key and where it came from (the file, or ``command-line override``).
+    """
     cfg = _merge(DEFAULTS, base or {}, "config")
+    sources: list[tuple[str, dict]] = []  # (where, what it set), latest last: who to blame for a bad value
     if path is not None:
-        cfg = _merge(cfg, load_config(path), os.path.basename(path))
+        file_cfg = load_config(path)
+        cfg = _merge(cfg, file_cfg, path)  # errors name the file as given
+        sources.append((path, file_cfg))
         if cfg.get("name") == DEFAULTS["name"]:
             cfg["name"] = os.path.splitext(os.path.basename(path))[0]
     if overrides:
-        cfg = _merge(cfg, parse_overrides(overrides), "command-line override")
+        over = parse_overrides(overrides)
+        cfg = _merge(cfg, over, "command-line override")
+        sources.append(("command-line override", over))
     if "name" not in cfg["model"]:
         raise KineposeError("config: model.name is required (e.g. hybrid, seed0, sequence, iknet)")
     for key in ("eval_clips", "val_clips"):
         if cfg["data"]["dataset"] == "deepmimic" and not cfg["data"][key]:
-            raise KineposeError(f"config: data.{key} must name at least one clip")
+            where = next((w for w, c in reversed(sources) if key in c.get("data", {})), "config")
+            raise KineposeError(f"{where}: config key 'data.{key}' must name at least one clip")
     return cfg

@@ -19,6 +19,11 @@ __all__ = ["CHANNELS", "BVHWarning", "parse_bvh_lines"]
 CHANNELS = {f"{a}{k}".lower(): f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
 _TOKEN = re.compile(r"[{}]|[^\s{}]+")
 _HEADER_TOKEN = re.compile(r":|[^\s:]+")
+#: Deepest joint nesting read (real skeletons are a few dozen deep); deeper files are an error, not a crash
+#: of the recursive parser.
+MAX_DEPTH = 256
+# With no channels at all the frame lines are empty and only the header says how many frames there are.
+_MAX_EMPTY_FRAMES = 1_000_000
 
 
 class BVHWarning(UserWarning):
@@ -31,6 +36,7 @@ class _HierarchyParser:
     def __init__(self, tokens: list[tuple[str, int]], path: str, last_line: int) -> None:
         self.tokens, self.path, self.last_line, self.i = tokens, path, last_line, 0
         self.names: list[str | None] = []
+        self.taken: set[str] = set()  # the joint names, for a duplicate check that stays fast on huge files
         self.parents: list[int] = []
         self.offsets: list[np.ndarray] = []
         self.channels: list[list[str]] = []
@@ -58,7 +64,7 @@ class _HierarchyParser:
         tok, line = self.next("ROOT")
         if tok.upper() != "ROOT":
             raise self.error(f"missing ROOT: expected 'ROOT <name>' after HIERARCHY, got {tok!r}", line)
-        self.joint(-1, False)
+        self.joint(-1, False, 1)
         nxt = self.peek()
         if nxt is None:
             raise self.error("missing MOTION section after the ROOT block", self.last_line)
@@ -72,7 +78,10 @@ class _HierarchyParser:
             raise self.error("a second ROOT: files with several roots are not supported", line)
         raise self.error(f"missing MOTION: expected 'MOTION' after the ROOT block, got {tok!r}", line)
 
-    def joint(self, parent: int, end: bool) -> None:
+    def joint(self, parent: int, end: bool, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            line = self.tokens[self.i - 1][1]  # the JOINT or End Site keyword
+            raise self.error(f"joints nested too deeply: more than {MAX_DEPTH} levels", line)
         if end:
             name: str | None = None
         else:
@@ -84,8 +93,9 @@ class _HierarchyParser:
                 parts.append(nxt[0])  # a name with spaces, on one line
                 self.i += 1
             name = " ".join(parts)
-            if name in self.names:
+            if name in self.taken:
                 raise self.error(f"duplicate joint name {name!r}", line)
+            self.taken.add(name)
         what = "End Site" if end else f"joint {name!r}"
         tok, line = self.next(f"'{{' opening {what}")
         if tok != "{":
@@ -121,14 +131,14 @@ class _HierarchyParser:
             elif up == "JOINT":
                 if end:
                     raise self.error("an End Site cannot have child joints", line)
-                self.joint(j, False)
+                self.joint(j, False, depth + 1)
             elif up == "END":
                 tok2, line2 = self.next("'Site' after 'End'")
                 if tok2.upper() != "SITE":
                     raise self.error(f"expected 'End Site', got 'End {tok2}'", line2)
                 if end:
                     raise self.error("an End Site cannot have children", line)
-                self.joint(j, True)
+                self.joint(j, True, depth + 1)
             elif up == "MOTION" or tok == "{":
                 raise self.error(
                     f"unbalanced braces: the block of {what} opened at line {open_line} is not closed before {tok!r}",
@@ -239,6 +249,8 @@ def parse_bvh_lines(lines: list[str], path: str) -> tuple:
         frame_time = float("nan")
     if not (np.isfinite(frame_time) and frame_time > 0):
         raise FileFormatError(f"Frame Time: expected a positive number of seconds, got {t_tok!r}", path, t_line)
+    if not np.isfinite(1.0 / frame_time):  # a subnormal such as 1e-320: the frame rate would be infinite
+        raise FileFormatError(f"Frame Time: {t_tok!r} is too small, its frame rate is infinite", path, t_line)
     if len(head) > 7:
         raise FileFormatError(f"unexpected {head[7][0]!r} after 'Frame Time: {t_tok}'", path, head[7][1])
 
@@ -256,6 +268,13 @@ def parse_bvh_lines(lines: list[str], path: str) -> tuple:
         rows.append(parts)
         row_lines.append(k + 1)
     if C == 0:
+        if announced > _MAX_EMPTY_FRAMES:
+            raise FileFormatError(
+                f"Frames: {announced} frames announced for a hierarchy without channels (at most "
+                f"{_MAX_EMPTY_FRAMES} are read)",
+                path,
+                n_line,
+            )
         motion = np.zeros((announced, 0))
     else:
         try:

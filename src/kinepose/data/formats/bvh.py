@@ -40,7 +40,7 @@ import torch
 from kinepose._atomic import atomic_write
 from kinepose.data.formats._bvh_reader import CHANNELS, BVHWarning, parse_bvh_lines
 from kinepose.data.motion import Motion, check_motion_arrays
-from kinepose.errors import KineposeError, ShapeError
+from kinepose.errors import FileFormatError, KineposeError, ShapeError
 from kinepose.geometry.rotations import matrix_to_quat, quat_to_euler
 from kinepose.skeleton.core import Skeleton
 
@@ -319,8 +319,9 @@ def read_bvh(path: str | os.PathLike, scale: float = 1.0) -> BVH:
 
     Raises:
         FileFormatError: with the 1-based line, on a missing HIERARCHY/ROOT/MOTION, unbalanced braces,
-            a bad OFFSET, an unknown channel name, a frame line with the wrong number of values, a
-            non-numeric or non-finite value.
+            joints nested more than :data:`~kinepose.data.formats._bvh_reader.MAX_DEPTH` deep, a bad OFFSET,
+            an unknown channel name, a ``Frame Time`` that is not positive or whose frame rate is infinite,
+            a frame line with the wrong number of values, a non-numeric or non-finite value.
     """
     _check_scale(scale)
     spath = os.fspath(path)
@@ -328,11 +329,14 @@ def read_bvh(path: str | os.PathLike, scale: float = 1.0) -> BVH:
         lines = f.read().splitlines()
     bvh = BVH(*parse_bvh_lines(lines, spath), spath)
     if scale != 1.0:
-        bvh.offsets *= scale
-        for chans, start in zip(bvh.channels, bvh.channel_start(), strict=True):
-            for k, c in enumerate(chans):
-                if c.endswith("position"):
-                    bvh.motion[:, start + k] *= scale
+        with np.errstate(over="ignore"):  # checked just below
+            bvh.offsets *= scale
+            for chans, start in zip(bvh.channels, bvh.channel_start(), strict=True):
+                for k, c in enumerate(chans):
+                    if c.endswith("position"):
+                        bvh.motion[:, start + k] *= scale
+        if not (np.isfinite(bvh.offsets).all() and np.isfinite(bvh.motion).all()):
+            raise FileFormatError(f"offsets or positions times scale={scale} exceed the float64 range", spath)
     return bvh
 
 

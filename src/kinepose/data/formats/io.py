@@ -10,8 +10,9 @@ Joint positions (inputs, :data:`SUPPORTED_INPUTS`)
 
 ``.npz``
     ``joints``: numeric array (T, J, 3), or (J, 3) for a single frame. Optional ``joint_names``: (J,) string
-    array (save it as ``np.array(names)``; the file is opened with ``allow_pickle=False``, so object arrays
-    are refused). Optional ``fps``: a scalar. Other arrays are ignored.
+    array (save it as ``np.array(names)``; object arrays are not read). Optional ``fps``: a scalar. Other arrays
+    are ignored. Each array's ``.npy`` header is checked against the archive before anything is allocated:
+    a damaged, truncated or oversized member is an error naming the file and the array.
 ``.npy``
     one numeric array (T, J, 3) or (J, 3). It has no names: the joints must be in the skeleton's order.
 ``.csv``
@@ -104,6 +105,7 @@ from kinepose.data.formats._common import (
     _names,
     _npz_array,
     _numeric,
+    _read_npy,
 )
 from kinepose.data.formats.bvh import read_bvh, write_bvh
 from kinepose.data.formats.rotations_file import RotationsFile, load_rotations
@@ -178,7 +180,7 @@ def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale
     if ext == ".npz":
         joints, names, fps = _read_joints_npz(spath)
     elif ext == ".npy":
-        joints = _read_npy(spath)
+        joints = _numeric(_read_npy(spath), spath, "array")
     elif ext == ".csv":
         joints, names, lines = _read_joints_csv(spath)
     else:
@@ -186,7 +188,14 @@ def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale
             bvh = read_bvh(spath)
         except OSError as exc:
             raise FileFormatError(f"cannot read ({exc.strerror or exc})", spath) from exc
-        joints, names, fps = bvh.positions().numpy(), list(bvh.joint_names), bvh.fps
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow gives inf, reported by the check below
+                joints = bvh.positions().numpy()
+        except MemoryError:  # a few hierarchy lines can announce many joints times many frames
+            raise FileFormatError(
+                f"too large: {bvh.num_frames} frames of {bvh.num_joints} joints do not fit in memory", spath
+            ) from None
+        names, fps = list(bvh.joint_names), bvh.fps
 
     joints = _check_joints_array(joints, spath, "joints")
     if names is not None and len(names) != joints.shape[1]:
@@ -209,17 +218,6 @@ def _read_joints_npz(path: str) -> tuple[np.ndarray, list[str] | None, float | N
         names = _names(_npz_array(data, "joint_names", path), path) if "joint_names" in data.files else None
         fps = _fps(_npz_array(data, "fps", path), path) if "fps" in data.files else None
     return joints, names, fps
-
-
-def _read_npy(path: str) -> np.ndarray:
-    try:
-        a = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(f"cannot read as .npy ({exc})", path) from exc
-    if not isinstance(a, np.ndarray):  # an .npz archive under a .npy name
-        a.close()
-        raise FileFormatError("holds an .npz archive, not a single .npy array; rename it to .npz", path)
-    return _numeric(a, path, "array")
 
 
 def _check_joints_array(joints: np.ndarray, path: str, key: str) -> np.ndarray:

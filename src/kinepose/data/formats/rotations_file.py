@@ -14,6 +14,7 @@ from kinepose.data.formats._common import (
     _FORMAT,
     _QUAT,
     _VERSION,
+    _brief,
     _csv_groups,
     _csv_rows,
     _csv_values,
@@ -30,6 +31,7 @@ __all__ = ["ROTATION_INPUTS", "RotationsFile", "load_rotations"]
 
 #: Extensions :func:`load_rotations` reads.
 ROTATION_INPUTS = (".npz", ".csv", ".json")
+_NPZ_KEYS = ("local_quat", "root_pos", "joint_names", "parents", "observable", "fps", "joints")
 
 
 @dataclass
@@ -89,14 +91,17 @@ def _read_rotations_npz(path: str) -> RotationsFile:
     with _load_npz(path) as data:
         missing = [k for k in ("local_quat", "root_pos") if k not in data.files]
         if missing:
-            raise FileFormatError(f"missing array(s) {missing}; the file holds {sorted(data.files)}", path)
-        get = {k: _npz_array(data, k, path) for k in data.files}
+            raise FileFormatError(f"missing array(s) {missing}; the file holds {_brief(sorted(data.files))}", path)
+        # only the arrays of the layout are read: others are ignored, as by load_joints
+        get = {k: _npz_array(data, k, path) for k in _NPZ_KEYS if k in data.files}
     parents = get.get("parents")
     if parents is not None and (parents.ndim != 1 or parents.dtype.kind not in "iu"):
         raise FileFormatError(f"'parents' must be a 1-D integer array, got {parents.dtype} {parents.shape}", path)
     obs = get.get("observable")
-    if obs is not None and obs.dtype.kind != "b":
-        raise FileFormatError(f"'observable' must be a boolean array, got dtype {obs.dtype}", path)
+    if obs is not None and (obs.ndim != 1 or obs.dtype.kind != "b"):
+        raise FileFormatError(
+            f"'observable' must be a 1-D boolean array, got dtype {obs.dtype} shape {obs.shape}", path
+        )
     joints = get.get("joints")
     return RotationsFile(
         local_quat=_numeric(get["local_quat"], path, "local_quat"),
@@ -115,32 +120,48 @@ def _json_array(doc: dict, key: str, path: str) -> np.ndarray:
         return np.array(doc[key], dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise FileFormatError(f"{key!r} must be a rectangular nested list of numbers ({exc})", path) from exc
+    except OverflowError:  # an integer beyond float64's range: json reads 1e400 as inf but 1000...0 as an int
+        raise FileFormatError(f"{key!r}: an integer too large for a 64-bit float", path) from None
 
 
 def _read_rotations_json(path: str) -> RotationsFile:
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        raise FileFormatError(f"cannot read ({exc})", path) from exc
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise FileFormatError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path, line) from None
     except json.JSONDecodeError as exc:
         raise FileFormatError(f"malformed JSON ({exc.msg})", path, exc.lineno) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"cannot read ({exc})", path) from exc
+    except RecursionError:  # the json module recurses per nesting level
+        raise FileFormatError("malformed JSON: nested too deeply", path) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise FileFormatError(f"malformed JSON ({exc})", path) from exc
     if not isinstance(doc, dict):
         raise FileFormatError(f"expected a JSON object, got {type(doc).__name__}", path)
     if doc.get("format") != _FORMAT:
-        raise FileFormatError(f"'format' is {doc.get('format')!r}, expected {_FORMAT!r}", path)
+        raise FileFormatError(f"'format' is {_brief(doc.get('format'))}, expected {_FORMAT!r}", path)
     if doc.get("version") != _VERSION:
-        raise FileFormatError(f"unsupported 'version' {doc.get('version')!r}; this reader knows {_VERSION}", path)
+        raise FileFormatError(f"unsupported 'version' {_brief(doc.get('version'))}; this reader knows {_VERSION}", path)
     if doc.get("quaternion_order", "wxyz") != "wxyz":
-        raise FileFormatError(f"'quaternion_order' is {doc['quaternion_order']!r}, expected 'wxyz'", path)
+        raise FileFormatError(f"'quaternion_order' is {_brief(doc['quaternion_order'])}, expected 'wxyz'", path)
     if doc.get("units", "metres") not in ("metres", "meters", "m"):
-        raise FileFormatError(f"'units' is {doc['units']!r}, expected 'metres'", path)
+        raise FileFormatError(f"'units' is {_brief(doc['units'])}, expected 'metres'", path)
     missing = [k for k in ("local_quat", "root_pos", "joint_names") if k not in doc]
     if missing:
         raise FileFormatError(f"missing key(s) {missing}", path)
     names = doc["joint_names"]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise FileFormatError("'joint_names' must be a list of strings", path)
+    for i, n in enumerate(names):
+        try:
+            n.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate, from an escape such as "\ud800"
+            raise FileFormatError(f"'joint_names': entry {i} is not valid Unicode text", path) from None
     q = _json_array(doc, "local_quat", path)
     if q.size == 0:
         q = q.reshape(0, len(names), 4)
