@@ -178,7 +178,7 @@ def train_all(todo: list[dict], runs_dir: str, jobs: int, retrain: bool) -> dict
     bar.close()
     for v in todo:
         if v["slug"] not in errors:
-            extra = torch.load(os.path.join(v["run_dir"], "model.pt"), map_location="cpu", weights_only=False)
+            extra = torch.load(os.path.join(v["run_dir"], "model.pt"), map_location="cpu", weights_only=True)
             v.update({k: extra["extra"].get(k) for k in
                       ("train_seconds", "epochs", "best_val_geo_deg", "residual_selection")})  # fmt: skip
     return errors

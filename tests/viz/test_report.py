@@ -123,7 +123,7 @@ def test_view_prediction_against_truth(walk_files, tmp_path, monkeypatch, capsys
     here.mkdir()
     monkeypatch.chdir(here)
     assert main(["view", str(rot), str(joints)]) == 0
-    page_path = here / "walk_rot.view.html"  # in the current folder, not beside the input
+    page_path = here / "walk_rot.npz.view.html"  # in the current folder, not beside the input
     assert f"({walk.num_frames} frames" in capsys.readouterr().out
     page = page_path.read_text()
     assert "walk_rot.npz" in page and "walk.npz" in page  # both sequences, labelled by file
@@ -140,7 +140,7 @@ def test_view_errors(walk_files, tmp_path, monkeypatch, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip")
     assert main(["view", str(bad)]) == 2
-    assert not (tmp_path / "bad.view.html").exists()
+    assert not (tmp_path / "bad.npz.view.html").exists()
     assert main(["view", str(joints)]) == 2  # positions only: which skeleton?
     assert "skeleton" in capsys.readouterr().err
     assert main(["view", str(joints), "--skeleton", "humanoid", "--output", str(tmp_path / "j.html")]) == 0

@@ -237,3 +237,17 @@ def test_chromium_lookup_and_clear_errors(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     assert find_chromium() == str(fake)
+
+
+def test_view_of_truncated_npz_is_a_clear_error(tmp_path, capsys):
+    """A damaged .npz gives exit 2 and one error line naming it (it escaped as BadZipFile from np.load)."""
+    from kinepose.cli import main
+
+    good = tmp_path / "walk.npz"
+    assert main(["clip", "walk", "--output", str(good)]) == 0
+    bad = tmp_path / "cut.npz"
+    bad.write_bytes(good.read_bytes()[:1000])
+    assert main(["view", str(bad), "--output", str(tmp_path / "v.html")]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}: cannot read as .npz" in err and "Traceback" not in err
+    assert not (tmp_path / "v.html").exists()

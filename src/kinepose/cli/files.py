@@ -3,6 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+
+
+def positive_float(text: str) -> float:
+    """Argparse type: a finite number > 0 (a frame rate of 0, negative, NaN or inf is an error, not a default)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file: equal after resolving links, or (both existing) the same
+    inode, as hard links are."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): then they cannot be one file
+        return False
 
 
 def _cmd_ik(args: argparse.Namespace) -> int:
@@ -15,6 +39,8 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     from kinepose.kinematics.ik import analytic_ik, observable_mask
     from kinepose.skeleton.presets import get_skeleton
 
+    if same_file(args.output, args.input):  # checked first: nothing is loaded or written
+        raise ValueError(f"--output: {args.output} is the input file; write the rotations to another file")
     if args.model == "analytic":
         skeleton = get_skeleton(args.skeleton)
         model = None
@@ -25,7 +51,7 @@ def _cmd_ik(args: argparse.Namespace) -> int:
         skeleton = model.skeleton
     data = load_joints(args.input, skeleton=skeleton, scale=args.scale)
     joints = torch.as_tensor(data.joints)
-    fps = args.fps or data.fps or 30.0
+    fps = args.fps if args.fps is not None else (data.fps or 30.0)
     if model is None:
         result = analytic_ik(skeleton, joints)
         quat, root = result.local_quat, result.root_pos
@@ -43,8 +69,6 @@ def _cmd_ik(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import os
-
     from kinepose.export.onnx import TOLERANCE, export_onnx
     from kinepose.models.files import load_model
 

@@ -137,21 +137,24 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _default_view_output(path: str) -> str:
-    """``FILE.view.html`` in the current folder (not beside the input, which may be read-only)."""
+    """``FILE.view.html`` in the current folder (not beside the input, which may be read-only). The input's
+    extension stays in the name, so the pages of ``kick.npz`` and ``kick.bvh`` do not overwrite each other."""
     import os
 
-    return os.path.splitext(os.path.basename(path))[0] + ".view.html"
+    return os.path.basename(path) + ".view.html"
 
 
 def _cmd_view(args: argparse.Namespace) -> int:
     import os
     import warnings
 
+    from kinepose.cli.files import same_file
     from kinepose.viz.viewer import view_files
 
     out = args.output or _default_view_output(args.file)
-    if os.path.abspath(out) in {os.path.abspath(args.file), os.path.abspath(args.truth or args.file)}:
-        raise ValueError(f"--output: {out} would overwrite an input file")
+    for given in (args.file, args.truth):
+        if given is not None and same_file(out, given):  # checked before anything is read or written
+            raise ValueError(f"--output: {out} is the input file {given}; writing the page there would overwrite it")
     with warnings.catch_warnings(record=True) as caught:  # trimmed clips, unknown fps: printed as notes
         warnings.simplefilter("always")
         n = view_files(out, args.file, args.truth, scale=args.scale, skeleton=args.skeleton, title=args.title)
@@ -292,7 +295,11 @@ def add_viz_commands(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", help="motion to show (.npz, .json, .bvh, .npy, .csv)")
     p.add_argument("truth", nargs="?", default=None, help="optional ground truth, drawn beside it")
-    p.add_argument("--output", default=None, help="HTML file (default: FILE's name + .view.html, current folder)")
+    p.add_argument(
+        "--output",
+        default=None,
+        help="HTML file (default: FILE's name + .view.html, e.g. kick.npz.view.html, current folder)",
+    )
     p.add_argument("--skeleton", default=None, help="skeleton preset for files without a tree (humanoid, hand21...)")
     p.add_argument("--scale", type=float, default=1.0, help="multiply positions to get metres (0.01 for cm)")
     p.add_argument("--title", default=None, help="page title (default: the file names)")

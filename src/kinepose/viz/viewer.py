@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from kinepose._atomic import atomic_write
+from kinepose.data.formats._common import _load_npz
 from kinepose.data.formats.bvh import read_bvh
 from kinepose.data.formats.io import SUPPORTED_INPUTS, load_joints, load_rotations
 from kinepose.errors import FileFormatError, KineposeError, NonFiniteError, ShapeError
@@ -256,11 +257,10 @@ def _resolve_skeleton(skeleton: Skeleton | str | None) -> Skeleton | None:
 
 
 def _has_rotations(path: str) -> bool:
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return "local_quat" in data.files
-    except (OSError, ValueError, EOFError) as exc:
-        raise FileFormatError(f"cannot read as .npz ({exc})", path) from exc
+    """Whether an ``.npz`` is a rotations file; a damaged archive is a FileFormatError naming it (the checked
+    reader of :mod:`kinepose.data.formats`, not ``np.load``, whose errors escape as BadZipFile)."""
+    with _load_npz(path) as data:
+        return "local_quat" in data.files
 
 
 def _from_rotations(path: str, scale: float, skeleton: Skeleton | None) -> ViewSequence:
