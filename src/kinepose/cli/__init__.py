@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kinepose.cli.files import _cmd_export, _cmd_ik
+from kinepose.cli.files import _cmd_export, _cmd_ik, positive_float
 from kinepose.cli.info import _cmd_clip, _cmd_info, _cmd_skeleton
 from kinepose.cli.train import _cmd_evaluate, _cmd_train
 
@@ -77,13 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model from a YAML recipe",
-        description="Train a model from a recipe (configs/*.yaml) with optional key=value overrides, then "
-        "print its side-by-side comparison with the analytic solvers on the held-out clips.",
-        epilog="example: kinepose train configs/humanoid_hybrid.yaml trainer.max_epochs=10 model.dim=128",
+        description="Train a model from a recipe (configs/*.yaml) with optional key=value overrides, then print\n"
+        "its side-by-side comparison with the analytic solvers on the held-out clips.\n\n"
+        "The whole config is checked before the run folder changes. A folder that holds a run (model.pt or\n"
+        "checkpoints/) is kept: pick another with --out, or replace it with --force.\n\n"
+        "An interrupted run (Ctrl-C, a crash, a killed job) goes on from its last finished epoch with\n"
+        "--resume RUN and the config stored in RUN/config.yaml; --resume takes no CONFIG, overrides, --out or\n"
+        "--force. With a fixed seed, a resumed run ends with the same model as an uninterrupted one.",
+        epilog="examples: kinepose train configs/humanoid_hybrid.yaml trainer.max_epochs=10 model.dim=128\n"
+        "          kinepose train --resume runs/humanoid_hybrid",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("config", help="YAML recipe, e.g. configs/humanoid_hybrid.yaml")
+    p.add_argument("config", nargs="?", default=None, help="YAML recipe, e.g. configs/humanoid_hybrid.yaml")
     p.add_argument("overrides", nargs="*", help="dotted overrides such as optim.lr=3e-4")
     p.add_argument("--out", default=None, help="run folder (default runs/<config name>)")
+    p.add_argument("--force", action="store_true", help="replace the run the run folder holds (model.pt, checkpoints/)")
+    p.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue the interrupted run in folder RUN from RUN/checkpoints/last.ckpt")  # fmt: skip
     p.add_argument("--noise-levels", type=float, nargs="+", default=[0.0, 10.0], help="noise (mm) of the final table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
@@ -117,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="joints file (.npz, .npy, .csv, .bvh)")
     p.add_argument("--output", required=True, help="rotations file (.npz, .bvh, .csv, .json)")
     p.add_argument("--skeleton", default="humanoid", help="skeleton for --model analytic (default humanoid)")
-    p.add_argument("--scale", type=float, default=1.0, help="multiply input positions (e.g. 0.01 for cm)")
-    p.add_argument("--fps", type=float, default=None, help="frame rate when the input has none (default 30)")
+    p.add_argument("--scale", type=positive_float, default=1.0, help="multiply input positions (e.g. 0.01 for cm)")
+    # --fps 0, < 0, nan or inf is an error naming --fps, never silently 30
+    p.add_argument("--fps", type=positive_float, default=None, help="frame rate when the input has none (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_ik)
 
@@ -157,6 +168,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ValueError, OSError) as exc:  # KineposeError is a ValueError
         print(f"kinepose {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (RecursionError, MemoryError) as exc:  # last line of defence: the readers refuse such inputs themselves
+        what = "nested too deeply" if isinstance(exc, RecursionError) else "too large to hold in memory"
+        print(f"kinepose {args.command}: error: the input is {what} ({type(exc).__name__})", file=sys.stderr)
         return 2
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -24,6 +25,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         if not os.path.exists(args.model):
             raise ValueError(f"evaluate: {args.model!r} is neither 'analytic' nor an existing run folder or model file")
+        _check_finished(args.model)
         from kinepose.data.sources import load_split
         from kinepose.inference import model_solver
         from kinepose.models.files import load_model, model_config
@@ -56,6 +58,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_finished(path: str) -> None:
+    """A run folder whose training has not finished (checkpoints/, no model.pt) has no model to score yet."""
+    import os
+
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "model.pt")):
+        ckpts = os.path.join(path, "checkpoints")
+        if os.path.isdir(ckpts):
+            best = os.path.join(ckpts, "best.ckpt")
+            also = f", or score its best checkpoint so far: kinepose evaluate {best}" if os.path.isfile(best) else ""
+            raise ValueError(f"{path}: its training has not finished (checkpoints/ but no model.pt); finish it with "
+                             f"kinepose train --resume {path}{also}")  # fmt: skip
+
+
 def _default_eval_clips() -> tuple[str, ...]:
     from kinepose.data.sources import DEFAULT_EVAL_CLIPS
 
@@ -79,21 +94,65 @@ def _run_config(path: str, stored: dict | None) -> dict:
     return resolve_config(cand)
 
 
+def _train_config(args: argparse.Namespace) -> tuple[dict, str]:
+    """The config and run folder of ``kinepose train``: the recipe with its overrides, or with ``--resume RUN``
+    the config stored in RUN (then nothing else may change it)."""
+    import os
+
+    from kinepose.config import load_config, resolve_config
+    from kinepose.training.run import check_run_name
+
+    if args.resume is None:
+        if args.config is None:
+            raise ValueError("give a recipe (kinepose train configs/humanoid_hybrid.yaml) or --resume RUN")
+        cfg = resolve_config(args.config, args.overrides)
+        check_run_name(cfg["name"])  # before it becomes runs/<name>
+        return cfg, args.out or os.path.join("runs", cfg["name"])
+    extra = ([args.config] if args.config else []) + list(args.overrides)
+    if extra or args.out or args.force:
+        given = " ".join(extra + (["--out"] if args.out else []) + (["--force"] if args.force else []))
+        raise ValueError(f"--resume continues {args.resume} with its stored config ({args.resume}/config.yaml), "
+                         f"unchanged: it takes no recipe, overrides, --out or --force (got {given})")  # fmt: skip
+    stored = os.path.join(args.resume, "config.yaml")
+    if not os.path.isfile(stored):
+        raise ValueError(f"--resume {args.resume}: not a run folder (no config.yaml)")
+    return resolve_config(base=load_config(stored)), args.resume
+
+
+def _interrupted_hint(run_dir: str) -> str:
+    """The line ``kinepose train`` prints after Ctrl-C: how to go on from what the run folder holds."""
+    import os
+
+    from kinepose.training.run import LAST_CHECKPOINT
+
+    if os.path.exists(os.path.join(run_dir, "model.pt")):
+        return f"interrupted after training: the model is saved; score it with kinepose evaluate {run_dir}"
+    if os.path.isfile(os.path.join(run_dir, LAST_CHECKPOINT)):
+        return f"interrupted: resume with kinepose train --resume {run_dir}"
+    return "interrupted before the first epoch ended (nothing to resume): run the same command again"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    cfg, run_dir = _train_config(args)
+    if args.quiet:
+        cfg["trainer"]["progress_bar"] = False  # this process only: a resumed run's config.yaml stays as it is
+    try:
+        return _train_and_compare(args, cfg, run_dir)
+    except KeyboardInterrupt:  # Ctrl-C: one line on how to go on, no traceback; 130 as a shell's 128 + SIGINT
+        print(f"\n{_interrupted_hint(run_dir)}", file=sys.stderr)
+        return 130
+
+
+def _train_and_compare(args: argparse.Namespace, cfg: dict, run_dir: str) -> int:
     import os
 
     from kinepose._progress import progress_enabled
-    from kinepose.config import resolve_config
     from kinepose.evaluation.solvers import analytic_solver, evaluate_solver, fitted_solver
     from kinepose.evaluation.tables import format_comparison, write_json
     from kinepose.inference import model_solver
     from kinepose.training.run import run_training, seconds_to_text
 
-    cfg = resolve_config(args.config, args.overrides)
-    if args.quiet:
-        cfg["trainer"]["progress_bar"] = False
-    run_dir = args.out or os.path.join("runs", cfg["name"])
-    result = run_training(cfg, run_dir)
+    result = run_training(cfg, run_dir, force=args.force, resume=args.resume is not None)
     if not result.is_global_zero:
         return 0  # other DDP processes: rank 0 evaluates and prints
     from kinepose.data.sources import load_split
@@ -111,8 +170,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "train_seconds": result.train_seconds, "epochs": result.epochs, "best_val_geo_deg": result.best_val_geo_deg,
         "residual_selection": result.residual_selection, "reports": [r.to_dict() for r in reports],
     })  # fmt: skip
+    resumed = " (resumed)" if args.resume is not None else ""
     print(f"\nTrained {cfg['name']} ({result.model.family}) in {seconds_to_text(result.train_seconds)}, "
-          f"{result.epochs} epochs; run folder {run_dir}\n")  # fmt: skip
+          f"{result.epochs} epochs{resumed}; run folder {run_dir}\n")  # fmt: skip
     print(f"Held-out clips ({len(test)}: {', '.join(m.name for m in test[:5])}{' ...' if len(test) > 5 else ''}):\n")
     print(format_comparison(reports))
     return 0

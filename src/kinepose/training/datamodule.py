@@ -21,6 +21,8 @@ class MotionDataModule(L.LightningDataModule):
         self.val_set = WindowDataset(self.val_clips, window, target_index)
 
     def train_dataloader(self) -> DataLoader:
+        # no generator of its own: the shuffle draws its seed from torch's global generator, whose state IKTask
+        # keeps in every checkpoint, so a resumed run shuffles as an uninterrupted one
         d = self.cfg["data"]
         return DataLoader(self.train_set, batch_size=d["batch_size"], shuffle=True, drop_last=True,
                           num_workers=d["num_workers"], persistent_workers=d["num_workers"] > 0)  # fmt: skip

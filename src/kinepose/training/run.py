@@ -2,24 +2,35 @@
 
     config.yaml        the resolved config (repeat the run with `kinepose train config.yaml`)
     model.pt           the best weights (by validation geodesic error), self-contained
-    checkpoints/       Lightning checkpoints (best and last)
+    checkpoints/       Lightning checkpoints: best.ckpt, and last.ckpt after every epoch (what --resume continues)
     logs/              CSV metrics (logs/csv/version_0/metrics.csv) and TensorBoard events
     eval.json          final evaluation on the held-out clips at 0 and 10 mm noise
 
-Model files are written by :mod:`kinepose.models.files`.
+The whole config, and the run folder, are checked before any file is written or removed; a folder that holds a
+run (``model.pt`` or ``checkpoints/``) is replaced only with ``force``. Model files are written by
+:mod:`kinepose.models.files`.
 """
 
 from __future__ import annotations
 
+import csv
+import glob
+import logging
 import math
 import os
+import re
 import shutil
+import signal
+import threading
 import time
+import warnings
 from dataclasses import dataclass
 
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.callbacks import Callback, Checkpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from kinepose._atomic import atomic_write
 from kinepose._progress import progress_enabled
@@ -29,7 +40,10 @@ from kinepose.errors import KineposeError
 from kinepose.metrics.rotations import geodesic_error
 from kinepose.models.base import PoseModel
 from kinepose.training.datamodule import MotionDataModule
-from kinepose.training.task import IKTask
+from kinepose.training.task import IKTask, build_model, check_task_config
+
+LAST_CHECKPOINT = os.path.join("checkpoints", "last.ckpt")
+LOGGERS = ("csv", "tensorboard", "wandb")
 
 
 def training_pose_prior(clips: list[Motion], mirror: bool = True):
@@ -95,16 +109,113 @@ class RunResult:
     is_global_zero: bool = True  # False in the other processes of a multi-process (DDP) run
 
 
-def _loggers(cfg: dict, run_dir: str) -> list:
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_training`. The run folder keeps its last checkpoint (``resume=True`` goes on)."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__(run_dir)
+        self.run_dir = run_dir
+
+
+def check_run_name(name: str) -> None:
+    """A run's ``name`` is the folder ``runs/<name>``: it must be one plain folder name, never a way out of runs/.
+
+    Raises:
+        KineposeError: an empty name, ``.``/``..``, an absolute path or a path separator, naming the key.
+    """
+    bad = not name or name in (".", "..") or os.path.isabs(name) or "\0" in name
+    if bad or any(sep in name for sep in {"/", "\\", os.sep, os.altsep or "/"}):
+        raise KineposeError(f"config key 'name': {name!r} is not a plain folder name (it names runs/<name>: no "
+                            f"'/', '\\', '..' or absolute path); pick the run folder with --out instead")  # fmt: skip
+
+
+def check_config(cfg: dict) -> None:
+    """Check everything a run reads from a resolved config before a file is touched: the run name, the data set,
+    the model (built once and dropped), the loss, optimizer and schedule names and the logger names.
+
+    Raises:
+        KineposeError: naming the first bad key.
+    """
+    check_run_name(cfg["name"])
+    check_task_config(cfg)
+    build_model(cfg)  # the data source, the model family, its keys and their values
+    for name in cfg["trainer"]["loggers"] or []:
+        if name not in LOGGERS:
+            raise KineposeError(f"trainer.loggers: unknown logger {name!r}; use csv, tensorboard or wandb")
+
+
+def check_run_folder(run_dir: str, force: bool = False, resume: bool = False) -> None:
+    """Refuse to replace a run that ``run_dir`` holds (``model.pt`` or ``checkpoints/``) unless ``force``; with
+    ``resume``, require an unfinished run with a last checkpoint.
+
+    Raises:
+        KineposeError: saying what the folder holds and the ways on (--resume, --out, --force, evaluate).
+    """
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise KineposeError(f"run folder {run_dir} exists and is not a folder")
+    finished = os.path.exists(os.path.join(run_dir, "model.pt"))
+    started = os.path.exists(os.path.join(run_dir, "checkpoints"))
+    if resume:
+        if finished:
+            cfg_path = os.path.join(run_dir, "config.yaml")
+            raise KineposeError(f"--resume {run_dir}: this run has finished (model.pt is there); score it with "
+                                f"`kinepose evaluate {run_dir}`, or train it again with "
+                                f"`kinepose train {cfg_path} --out {run_dir} --force`")  # fmt: skip
+        if not os.path.isfile(os.path.join(run_dir, LAST_CHECKPOINT)):
+            raise KineposeError(f"--resume {run_dir}: nothing to resume (no {LAST_CHECKPOINT}: the run stopped "
+                                f"before its first epoch ended); start it again without --resume")  # fmt: skip
+        return
+    if (finished or started) and not force:
+        if finished:
+            what, resume_hint = "a finished run (model.pt)", ""
+        else:
+            what, resume_hint = "an unfinished run (checkpoints/, no model.pt)", f"resume it with --resume {run_dir}, "
+        raise KineposeError(f"{run_dir} already holds {what}, and it is kept: {resume_hint}train into a new folder "
+                            f"with --out DIR, or replace it with --force")  # fmt: skip
+
+
+def _prepare_run_folder(run_dir: str, cfg: dict) -> None:
+    """Remove what belongs to an earlier run (checked, and allowed, by :func:`check_run_folder`); write config.yaml."""
+    os.makedirs(run_dir, exist_ok=True)
+    for stale in ("model.pt", "eval.json", "checkpoints"):  # never pair a new config with an old model
+        path = os.path.join(run_dir, stale)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    atomic_write(os.path.join(run_dir, "config.yaml"), lambda f: yaml.safe_dump(cfg, f, sort_keys=False))
+
+
+def _is_rank_zero() -> bool:
+    """Whether this is the process that owns the run folder (the first of a multi-process run)."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+
+
+def _latest_version(folder: str) -> int | None:
+    """The highest N of ``folder/version_N`` (a logger's runs), or None."""
+    found = [re.fullmatch(r"version_(\d+)", os.path.basename(p)) for p in glob.glob(os.path.join(folder, "version_*"))]
+    numbers = [int(m.group(1)) for m in found if m]
+    return max(numbers) if numbers else None
+
+
+def _loggers(cfg: dict, run_dir: str, resume_epoch: int | None = None) -> list:
+    """The configured loggers; when resuming (from a checkpoint written at the start of epoch ``resume_epoch``),
+    they continue the run's latest logs."""
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    logs = os.path.join(run_dir, "logs")
     out = []
     for name in cfg["trainer"]["loggers"] or []:
         if name == "csv":
-            out.append(CSVLogger(os.path.join(run_dir, "logs"), name="csv"))
+            version = _latest_version(os.path.join(logs, "csv")) if resume_epoch is not None else None
+            logger = CSVLogger(logs, name="csv", version=version)
+            if version is not None and _is_rank_zero():
+                _carry_csv_rows(logger, resume_epoch)
+            out.append(logger)
         elif name == "tensorboard":
+            version = _latest_version(os.path.join(logs, "tensorboard")) if resume_epoch is not None else None
             try:
-                out.append(TensorBoardLogger(os.path.join(run_dir, "logs"), name="tensorboard"))
+                out.append(TensorBoardLogger(logs, name="tensorboard", version=version))
             except ModuleNotFoundError:  # tensorboard is optional
                 pass
         elif name == "wandb":
@@ -116,26 +227,220 @@ def _loggers(cfg: dict, run_dir: str) -> list:
     return out
 
 
-def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> RunResult:
-    """Train the model a resolved config describes; write the run folder; return the best model."""
+def _carry_csv_rows(logger, next_epoch: int) -> None:
+    """Keep the rows of a resumed run's CSV log from before its checkpoint (epochs < ``next_epoch``): Lightning's
+    CSV writer deletes the metrics.csv it continues, so they are read first and written back at once."""
+    path = os.path.join(logger.log_dir, "metrics.csv")
+    if not os.path.isfile(path):
+        return
+    with open(path, newline="", encoding="utf-8") as f:  # rows of the interrupted epoch are logged again
+        rows = [r for r in csv.DictReader(f) if r.get("epoch") and float(r["epoch"]) < next_epoch]
+    with warnings.catch_warnings():  # its "previous log files will be deleted": not so, they are written back
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        experiment = logger.experiment  # the writer: it removes the old file here
+    experiment.metrics.extend({k: v for k, v in r.items() if v != ""} for r in rows)
+    experiment.save()
+
+
+class _LastCheckpoint(Checkpoint):
+    """Writes ``checkpoints/last.ckpt`` when an epoch has ended (at the next one's start, and when training ends):
+    the state a resumed run continues from.
+
+    Lightning 2.6's ``ModelCheckpoint(save_last=True)`` rewrites last.ckpt only when the monitored checkpoint
+    improves, which would send a resumed run back to its best epoch. A checkpoint from the end of validation does
+    not resume either: Lightning then repeats the epoch's end, where early stopping finds no validation metric.
+    At the next epoch's start everything of the last one (early stopping, the scheduler step, its logged rows) is
+    done and no random number of the new one is drawn yet. The training time so far travels in the checkpoint.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.seconds_before = 0.0  # training time of the run before it was resumed
+        self._t0 = time.perf_counter()
+        self._first_epoch = True
+        self._saving = False
+
+    @property
+    def seconds(self) -> float:
+        """Training time of the run, resumed parts included."""
+        return self.seconds_before + time.perf_counter() - self._t0
+
+    def state_dict(self) -> dict:
+        return {"train_seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.seconds_before = float(state_dict.get("train_seconds", 0.0))
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        # Lightning restores the best checkpoint's score only for an unchanged (absolute) checkpoint folder, and
+        # keeps its old path: a run folder that moved would lose its best epoch, or read another folder's
+        here = os.path.dirname(os.path.realpath(self.path))
+        for state in (checkpoint.get("callbacks") or {}).values():
+            old = state.get("dirpath") if isinstance(state, dict) else None
+            if isinstance(old, str) and old != here:
+                _relocate(state, old, here)
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t0 = time.perf_counter()
+        self._first_epoch = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # resuming a run that early stopping had already ended (it died before model.pt): no epoch more
+        es = trainer.early_stopping_callback
+        if es is not None and es.stopped_epoch > 0:
+            trainer.should_stop = True
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # not at a fit's first epoch: a fresh run has nothing to keep yet, and a resumed one has drawn its first
+        # shuffle already (Lightning makes the first iterator before this hook), so its checkpoint stays as it is
+        if self._first_epoch:
+            self._first_epoch = False
+            return
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return
+        self._saving = True
+        try:
+            trainer.save_checkpoint(self.path, weights_only=False)  # the whole training state
+        finally:
+            self._saving = False
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+        if self._saving and "loops" in checkpoint:  # last.ckpt only, not best.ckpt
+            _as_epoch_start(checkpoint["loops"]["fit_loop"])
+
+
+def _relocate(state: dict, old: str, new: str) -> None:
+    """Move the paths in a ``ModelCheckpoint`` state from folder ``old`` to folder ``new``."""
+
+    def move(path: object) -> object:
+        if isinstance(path, str) and (path == old or path.startswith(old + os.sep)):
+            return new + path[len(old) :]
+        return path
+
+    for key in ("dirpath", "best_model_path", "kth_best_model_path", "last_model_path"):
+        if key in state:
+            state[key] = move(state[key])
+    if isinstance(state.get("best_k_models"), dict):
+        state["best_k_models"] = {move(k): v for k, v in state["best_k_models"].items()}
+
+
+def _as_epoch_start(fit_loop: dict) -> None:
+    """Make the loop state of a checkpoint written at an epoch's start read as that epoch's start.
+
+    Lightning resets the per-epoch counters of its batch loop only after the ``on_train_epoch_start`` hook; left as
+    they are, a resumed run would take the new epoch for one whose batches are all done and go straight to its
+    end. This sets them as the reset does (``reset_on_run``; the validation loop's total too).
+    """
+
+    def zero(counts: dict) -> None:
+        for key in counts:
+            counts[key] = 0
+
+    batches = fit_loop["epoch_loop.batch_progress"]
+    zero(batches["current"])
+    batches["is_last_batch"] = False
+    zero(fit_loop["epoch_loop.scheduler_progress"]["current"])
+    for progress in fit_loop["epoch_loop.automatic_optimization.optim_progress"]["optimizer"].values():
+        zero(progress["current"])
+    val = fit_loop["epoch_loop.val_loop.batch_progress"]
+    zero(val["total"])
+    zero(val["current"])
+    val["is_last_batch"] = False
+    # Lightning restarts such an epoch with one empty iteration that counts a batch for the loggers' step:
+    # one less here keeps the logged steps those of an uninterrupted run
+    fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"] -= 1
+
+
+class _NoteInterrupt(Callback):
+    """Notes a Ctrl-C: Lightning 2.6 catches the KeyboardInterrupt and raises ``SystemExit(1)`` instead."""
+
+    def __init__(self) -> None:
+        self.keyboard_interrupt = False
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self.keyboard_interrupt = isinstance(exception, KeyboardInterrupt)
+
+
+class _DropInterruptNotice(logging.Filter):
+    """Drops Lightning's "Detected KeyboardInterrupt, attempting graceful shutdown" line: the caller says how to
+    resume instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Detected KeyboardInterrupt" not in record.getMessage()
+
+
+# lightning_utilities logs rank-zero messages to whichever of these two its module attribute was last set to
+_RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+def _fit(trainer: L.Trainer, task: IKTask, dm: MotionDataModule, ckpt_path: str | None, run_dir: str) -> None:
+    """``trainer.fit``, with Ctrl-C raised as :class:`TrainingInterrupted` and the SIGINT handler left as it was."""
+    note = _NoteInterrupt()
+    trainer.callbacks.append(note)
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main_thread else None
+    notice = _DropInterruptNotice()
+    for name in _RANK_ZERO_LOGGERS:
+        logging.getLogger(name).addFilter(notice)
+    try:
+        with warnings.catch_warnings():
+            if ckpt_path is not None:  # resuming: of course the checkpoint folder is not empty
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+            # weights_only: the checkpoint is read as plain data and tensors, never unpickled code
+            trainer.fit(task, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
+    except SystemExit:
+        if note.keyboard_interrupt:
+            raise TrainingInterrupted(run_dir) from None
+        raise
+    finally:
+        for name in _RANK_ZERO_LOGGERS:
+            logging.getLogger(name).removeFilter(notice)
+        if main_thread and sigint is not None:  # Lightning ignores SIGINT from a first Ctrl-C on, for good
+            signal.signal(signal.SIGINT, sigint)
+        trainer.callbacks.remove(note)
+
+
+def run_training(
+    cfg: dict, run_dir: str, enable_checkpointing: bool = True, force: bool = False, resume: bool = False
+) -> RunResult:
+    """Train the model a resolved config describes; write the run folder; return the best model.
+
+    The whole config, the data split and the run folder are checked before any file is written or removed.
+
+    Args:
+        cfg: a resolved config (:func:`kinepose.config.resolve_config`).
+        run_dir: the run folder.
+        enable_checkpointing: write ``checkpoints/`` (best.ckpt, last.ckpt); a run without them cannot resume.
+        force: replace the run that ``run_dir`` holds (``model.pt`` or ``checkpoints/``); refused otherwise.
+        resume: continue the unfinished run in ``run_dir`` from ``checkpoints/last.ckpt``; ``cfg`` must be its
+            ``config.yaml``. With a fixed seed the result is that of an uninterrupted run.
+
+    Raises:
+        KineposeError: a bad config, or a run folder that would be replaced (see ``force``) or cannot be resumed.
+        TrainingInterrupted: Ctrl-C during training; the last checkpoint stays for ``resume``.
+    """
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     from kinepose.models.files import save_model
 
+    if resume and (force or not enable_checkpointing):
+        raise KineposeError("resume continues a run from its checkpoints: not with force or without checkpointing")
+    check_config(cfg)
+    rank_zero = _is_rank_zero()
+    if rank_zero:
+        check_run_folder(run_dir, force=force, resume=resume)
+    last_path = os.path.join(run_dir, LAST_CHECKPOINT)
+    resume_epoch = _checkpoint_epoch(last_path) if resume else None
     tr = cfg["trainer"]
     if tr["threads"]:
         torch.set_num_threads(int(tr["threads"]))
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0:
-        os.makedirs(run_dir, exist_ok=True)
-        for stale in ("model.pt", "eval.json", "checkpoints"):  # never pair a new config with an old model
-            path = os.path.join(run_dir, stale)
-            if os.path.isdir(path):
-                shutil.rmtree(path)
-            elif os.path.exists(path):
-                os.remove(path)
-        atomic_write(os.path.join(run_dir, "config.yaml"), lambda f: yaml.safe_dump(cfg, f, sort_keys=False))
-
     task = IKTask(cfg)
     dm = MotionDataModule(cfg, task.model.window, task.model.target_index)
     mean, std = normalization_stats(dm.train_set, task.augment, seed=int(cfg["seed"]))
@@ -144,11 +449,12 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
         task.model.set_pose_prior(training_pose_prior(dm.train_clips, mirror=task.augment.mirror))
 
     callbacks = [EarlyStopping(monitor="val/geo_deg", mode="min", patience=int(tr["patience"]))]
-    ckpt = None
+    ckpt = last = None
     if enable_checkpointing:
         ckpt = ModelCheckpoint(dirpath=os.path.join(run_dir, "checkpoints"), monitor="val/geo_deg", mode="min",
-                               save_last=True, filename="best")  # fmt: skip
-        callbacks.append(ckpt)
+                               filename="best")  # fmt: skip
+        last = _LastCheckpoint(last_path)
+        callbacks += [ckpt, last]  # best.ckpt by validation error; last.ckpt, what a resume continues from
     trainer = L.Trainer(
         max_epochs=int(tr["max_epochs"]),
         accelerator=tr["accelerator"],
@@ -156,7 +462,7 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
         strategy=tr["strategy"],
         precision=tr["precision"],
         log_every_n_steps=int(tr["log_every_n_steps"]),
-        logger=_loggers(cfg, run_dir) or False,
+        logger=_loggers(cfg, run_dir, resume_epoch) or False,
         enable_progress_bar=progress_enabled(bool(tr["progress_bar"])),
         enable_model_summary=False,
         enable_checkpointing=enable_checkpointing,
@@ -164,17 +470,19 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
         deterministic=bool(tr["deterministic"]),
         num_sanity_val_steps=0,
     )
+    if rank_zero and not resume:
+        _prepare_run_folder(run_dir, cfg)  # only now: a bad config, data split or trainer setting changed nothing
     t0 = time.perf_counter()
-    trainer.fit(task, datamodule=dm)
-    seconds = time.perf_counter() - t0
+    _fit(trainer, task, dm, last_path if resume else None, run_dir)
+    seconds = last.seconds if last is not None else time.perf_counter() - t0
     if ckpt is not None and ckpt.best_model_path and trainer.is_global_zero:
-        best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
+        best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
         task.load_state_dict(best["state_dict"])
     best_geo = float(ckpt.best_model_score) if ckpt is not None and ckpt.best_model_score is not None else math.nan
     model = task.model.cpu().eval()
     selection = select_residual_joints(model, dm.val_clips) if trainer.is_global_zero else {}
     if trainer.is_global_zero and selection and ckpt is not None:
-        _patch_checkpoints(ckpt, model)
+        _patch_checkpoints([ckpt.best_model_path, last_path], model)
     if trainer.is_global_zero:
         save_model(os.path.join(run_dir, "model.pt"), model,
                    extra={"config": cfg, "train_seconds": seconds, "epochs": trainer.current_epoch,
@@ -182,12 +490,20 @@ def run_training(cfg: dict, run_dir: str, enable_checkpointing: bool = True) -> 
     return RunResult(run_dir, model, seconds, best_geo, int(trainer.current_epoch), selection, trainer.is_global_zero)
 
 
-def _patch_checkpoints(ckpt, model: PoseModel) -> None:
+def _checkpoint_epoch(path: str) -> int:
+    """The epoch a Lightning checkpoint was written at."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception as exc:  # a damaged file: say which, rather than fail deep inside Lightning
+        raise KineposeError(f"{path}: cannot read the checkpoint to resume from ({type(exc).__name__}: {exc})") from exc
+
+
+def _patch_checkpoints(paths: list[str], model: PoseModel) -> None:
     """Write the residual mask chosen after training into the Lightning checkpoints, so that loading a
     ``.ckpt`` gives the same model as ``model.pt``."""
-    for path in {ckpt.best_model_path, ckpt.last_model_path} - {""}:
+    for path in set(paths) - {""}:
         if os.path.exists(path):
-            data = torch.load(path, map_location="cpu", weights_only=False)
+            data = torch.load(path, map_location="cpu", weights_only=True)
             data["state_dict"]["model.residual_mask"] = model.residual_mask.detach().cpu().clone()
             atomic_write(path, lambda f, d=data: torch.save(d, f), binary=True)
 

@@ -1,9 +1,16 @@
-"""The Lightning task: losses, metrics and optimizers around a :class:`~kinepose.models.PoseModel`."""
+"""The Lightning task: losses, metrics and optimizers around a :class:`~kinepose.models.PoseModel`.
+
+Its checkpoints carry the random number generators' states too, so that a resumed run draws the same batches,
+augmentations and dropout masks as one that was never interrupted.
+"""
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 
 from kinepose.data.datasets import AugmentConfig, augment_batch
 from kinepose.data.sources import get_source
@@ -16,6 +23,49 @@ from kinepose.models.losses import ROTATION_LOSSES, fk_position_loss, rotation_l
 from kinepose.models.registry import create_model
 from kinepose.skeleton.presets import get_skeleton
 
+RNG_KEY = "kinepose_rng"  # where a checkpoint keeps the random generators' states
+
+
+def build_model(cfg: dict) -> PoseModel:
+    """The model of a config: ``model.name`` with the other ``model`` keys, on the data source's skeleton.
+
+    Raises:
+        KineposeError: an unknown data set, model family, model key or value.
+    """
+    model_cfg = dict(cfg["model"])
+    name = model_cfg.pop("name")
+    skeleton = get_skeleton(get_source(cfg["data"]["dataset"]).skeleton)
+    return create_model(name, skeleton, **model_cfg)
+
+
+def check_task_config(cfg: dict) -> None:
+    """Check the loss, optimizer and schedule names of a config (the model is checked by :func:`build_model`).
+
+    Raises:
+        KineposeError: naming the bad key.
+    """
+    loss = cfg["loss"]
+    if loss["rotation"] not in ROTATION_LOSSES:  # fail before training, not at the first step
+        raise KineposeError(f"loss.rotation: unknown {loss['rotation']!r}; use {' or '.join(ROTATION_LOSSES)}")
+    if cfg["optim"]["name"] not in ("adam", "rmsprop"):
+        raise KineposeError(f"optim.name: unknown optimizer {cfg['optim']['name']!r}; use adam or rmsprop")
+    if cfg["optim"]["schedule"] not in ("cosine", "step", "none"):
+        raise KineposeError(f"optim.schedule: unknown {cfg['optim']['schedule']!r}; use cosine, step or none")
+
+
+def rng_state() -> dict:
+    """Torch's CPU generator and Python's ``random`` as plain data (a uint8 tensor and lists): a checkpoint that holds
+    them still loads with ``torch.load(weights_only=True)``. Numpy's generator is not used in training."""
+    version, state, gauss = random.getstate()
+    return {"torch": torch.get_rng_state(), "python": [version, list(state), gauss]}
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    version, values, gauss = state["python"]
+    random.setstate((version, tuple(values), gauss))
+
 
 class IKTask(L.LightningModule):
     """Losses, metrics and optimizers around a :class:`~kinepose.models.PoseModel`."""
@@ -24,19 +74,10 @@ class IKTask(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"cfg": cfg})
         self.cfg = cfg
-        model_cfg = dict(cfg["model"])
-        name = model_cfg.pop("name")
-        skeleton = get_skeleton(get_source(cfg["data"]["dataset"]).skeleton)
-        self.model: PoseModel = create_model(name, skeleton, **model_cfg)
+        check_task_config(cfg)
+        self.model: PoseModel = build_model(cfg)
         self.augment = AugmentConfig.from_config(cfg["data"])
-        loss = cfg["loss"]
-        if loss["rotation"] not in ROTATION_LOSSES:  # fail before training, not at the first step
-            raise KineposeError(f"loss.rotation: unknown {loss['rotation']!r}; use {' or '.join(ROTATION_LOSSES)}")
-        if cfg["optim"]["name"] not in ("adam", "rmsprop"):
-            raise KineposeError(f"optim.name: unknown optimizer {cfg['optim']['name']!r}; use adam or rmsprop")
-        if cfg["optim"]["schedule"] not in ("cosine", "step", "none"):
-            raise KineposeError(f"optim.schedule: unknown {cfg['optim']['schedule']!r}; use cosine, step or none")
-        self.rot_idx = list(skeleton.rotated_joints)
+        self.rot_idx = list(self.model.skeleton.rotated_joints)
 
     @property
     def skeleton(self):
@@ -95,6 +136,17 @@ class IKTask(L.LightningModule):
         self.log("val/loss", losses["total"], batch_size=n, sync_dist=True)
         self.log("val/geo_deg", geo, batch_size=n, prog_bar=True, sync_dist=True)
         self.log("val/mpjpe_mm", mpjpe, batch_size=n, prog_bar=True, sync_dist=True)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # last.ckpt is written at an epoch's start, before its shuffle, augmentation and dropout draw anything:
+        # resuming from this state repeats them exactly
+        checkpoint[RNG_KEY] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # only when the trainer resumes a fit: loading weights for inference must not reseed the caller's generators
+        trainer = self._trainer
+        if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == TrainerFn.FITTING:
+            set_rng_state(checkpoint[RNG_KEY])
 
     def configure_optimizers(self):
         o = self.cfg["optim"]
