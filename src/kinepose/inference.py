@@ -1,7 +1,6 @@
-"""Run a trained model (or the analytic solver) over whole clips, and save/load models.
+"""Run a trained model over whole clips: rotations of every frame, attention maps, a model as a solver.
 
-A saved model (``model.pt``) is self-contained: family, constructor config, the skeleton's data and the
-weights (normalization statistics included), so ``load_model`` needs no config file or preset.
+Models are loaded by :func:`kinepose.models.files.load_model` (no Lightning needed).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.data.datasets import window_index
 from kinepose.errors import KineposeError
 from kinepose.models.base import PoseModel
+
+__all__ = ["attention_tokens", "clip_attention", "model_solver", "predict_clip"]
 
 
 def _check_clip(model: PoseModel, joints: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,27 @@
+# Two commands for a fresh machine (README, "Quick start"): `make demo` and `make test`.
+# Each creates or refreshes the virtual environment first: .venv/.installed is rebuilt when pyproject.toml changes,
+# so running either again costs nothing when nothing changed.
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+# The small CPU build of torch that pip takes from this machine's disk (see README, "Dependencies and why").
+TORCH  := torch==2.13.0
+
+.PHONY: demo test install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev]"
+	touch $(STAMP)
+
+# The main job: train the default recipe on the bundled clips into runs/demo (the demo's own folder, replaced on
+# every run) and print the comparison with the analytic solvers. `make demo ARGS=--quiet` passes options through.
+demo: $(STAMP)
+	$(VENV)/bin/kinepose train configs/humanoid_hybrid.yaml --out runs/demo --force $(ARGS)
+
+# The test suite (what .ci/run runs).
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q $(ARGS)
