@@ -57,7 +57,7 @@ def main() -> None:
         json.dump(payload, f, indent=1)
     print("| command | median wall (s) | fastest (s) | x `import torch` |\n|---|---:|---:|---:|")
     for r in rows:
-        print(f"| `{r['command']}` | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['ratio_to_import_torch']:.2f} |")
+        print(f"| `{r['command']}` | {r['median_s']:.3f} | {r['min_s']:.3f} | {r['ratio_to_import_torch']:.2f} |")
     print(f"\n{args.rounds} interleaved rounds, {payload['machine']}, Python {payload['python']}, {payload['date']}")
 
 
