@@ -55,6 +55,8 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("optim.schedule=linear", "optim.schedule: unknown 'linear'"),
         ("trainer.loggers=[csv,mlflow]", "trainer.loggers: unknown logger 'mlflow'"),
         ("data.val_clips=[nosuch]", "unknown DeepMimic clip 'nosuch'"),  # the data split, too, before any change
+        ("trainer.accelerator=tpu", "Lightning refuses the setting"),  # Lightning's own checks, before any change
+        ("trainer.precision=17-true", "Lightning refuses the setting"),
     ],
 )
 def test_bad_config_changes_nothing_even_with_force(finished, capsys, override, message):

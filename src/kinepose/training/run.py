@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import Callback, Checkpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
@@ -455,21 +456,27 @@ def run_training(
                                filename="best")  # fmt: skip
         last = _LastCheckpoint(last_path)
         callbacks += [ckpt, last]  # best.ckpt by validation error; last.ckpt, what a resume continues from
-    trainer = L.Trainer(
-        max_epochs=int(tr["max_epochs"]),
-        accelerator=tr["accelerator"],
-        devices=tr["devices"],
-        strategy=tr["strategy"],
-        precision=tr["precision"],
-        log_every_n_steps=int(tr["log_every_n_steps"]),
-        logger=_loggers(cfg, run_dir, resume_epoch) or False,
-        enable_progress_bar=progress_enabled(bool(tr["progress_bar"])),
-        enable_model_summary=False,
-        enable_checkpointing=enable_checkpointing,
-        callbacks=callbacks,
-        deterministic=bool(tr["deterministic"]),
-        num_sanity_val_steps=0,
-    )
+    try:  # Lightning checks accelerator, devices, strategy and precision here: before the run folder changes
+        trainer = L.Trainer(
+            max_epochs=int(tr["max_epochs"]),
+            accelerator=tr["accelerator"],
+            devices=tr["devices"],
+            strategy=tr["strategy"],
+            precision=tr["precision"],
+            log_every_n_steps=int(tr["log_every_n_steps"]),
+            logger=_loggers(cfg, run_dir, resume_epoch) or False,
+            enable_progress_bar=progress_enabled(bool(tr["progress_bar"])),
+            enable_model_summary=False,
+            enable_checkpointing=enable_checkpointing,
+            callbacks=callbacks,
+            deterministic=bool(tr["deterministic"]),
+            num_sanity_val_steps=0,
+        )
+    except KineposeError:
+        raise
+    except (MisconfigurationException, ImportError, ValueError, RuntimeError) as exc:
+        keys = "trainer.accelerator, trainer.devices, trainer.strategy or trainer.precision"
+        raise KineposeError(f"{keys}: Lightning refuses the setting ({type(exc).__name__}: {exc})") from exc
     if rank_zero and not resume:
         _prepare_run_folder(run_dir, cfg)  # only now: a bad config, data split or trainer setting changed nothing
     t0 = time.perf_counter()
