@@ -152,21 +152,30 @@ def test_maths_and_data_import_nothing_heavy(module):
     assert not bad, f"{module} imports heavy packages at import time: {bad}"
 
 
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+#: Prepended to a subprocess's code: makes the heavy packages unimportable (an ImportError naming them).
+BLOCKER = textwrap.dedent(f"""
+    import sys, importlib.abc
+    BLOCKED = {HEAVY!r}
+    class Block(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                raise ImportError("blocked for this test: " + name)
+    sys.meta_path.insert(0, Block())
+""")
+
+
+def _run(code: str, block: bool = False) -> subprocess.CompletedProcess:
+    """Run ``code`` (dedented) in a fresh interpreter, after :data:`BLOCKER` when ``block``."""
+    src = (BLOCKER if block else "") + textwrap.dedent(code)
+    return subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, timeout=120)
 
 
 def test_core_packages_work_without_heavy_dependencies():
     """With lightning, matplotlib, tensorboard, playwright and pybullet made unimportable, the maths and data
     packages import and compute (forward kinematics of the hand preset, a metric, a BVH round trip)."""
-    r = _run(f"""
-        import sys, importlib.abc
-        BLOCKED = {HEAVY!r}
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError("blocked for this test: " + name)
-        sys.meta_path.insert(0, Block())
+    r = _run(
+        block=True,
+        code="""
         import io, torch
         import kinepose.geometry, kinepose.skeleton, kinepose.kinematics, kinepose.metrics
         import kinepose.data, kinepose.data.formats, kinepose.data.sources, kinepose.data.datasets
@@ -184,23 +193,20 @@ def test_core_packages_work_without_heavy_dependencies():
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
         assert not heavy, heavy
         print("ok", err)
-    """)
+    """,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok")
 
 
 def test_blocker_is_not_vacuous():
     """The same blocker makes a module that does need Lightning fail to import."""
-    r = _run(f"""
-        import sys, importlib.abc
-        BLOCKED = {HEAVY!r}
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError("blocked for this test: " + name)
-        sys.meta_path.insert(0, Block())
+    r = _run(
+        block=True,
+        code="""
         import kinepose.training
-    """)
+    """,
+    )
     assert r.returncode != 0 and "blocked for this test: lightning" in r.stderr
 
 
