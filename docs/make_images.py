@@ -41,7 +41,7 @@ def main() -> int:
 
     run_dir = os.path.abspath(args.run)
     if args.retrain or not os.path.isfile(os.path.join(run_dir, "eval.json")):
-        run("train", os.path.join(ROOT, "configs", "humanoid_hybrid.yaml"), "--out", run_dir, cwd=ROOT)
+        run("train", os.path.join(ROOT, "configs", "humanoid_hybrid.yaml"), "--out", run_dir, "--force", cwd=ROOT)
     os.makedirs(IMAGES, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         # 1. a report of the run: committed as it is, and a screenshot of its top for the README
@@ -66,7 +66,7 @@ def main() -> int:
         if not args.no_sequence:
             seq = os.path.abspath(args.sequence_run)
             if not os.path.isfile(os.path.join(seq, "model.pt")):
-                run("train", os.path.join(ROOT, "configs", "humanoid_sequence.yaml"), "--out", seq, cwd=ROOT)
+                run("train", os.path.join(ROOT, "configs", "humanoid_sequence.yaml"), "--out", seq, "--force", cwd=ROOT)
             run("plot", "attention", "--model", seq, "--clip", "kick", "--per-head", "--output",
                 os.path.join(IMAGES, "attention.png"), cwd=work)  # fmt: skip
     print(f"wrote {IMAGES}")
