@@ -93,3 +93,58 @@ def test_view_refuses_output_that_is_an_input(kick, kick_outputs, tmp_path, caps
     assert "--output" in err and "is the input file" in err and "would overwrite" in err
     assert victim.read_bytes() == before
     assert sorted(os.listdir(victim.parent)) == listing
+
+
+TINY_RUN = ["data.samples_per_epoch=128", "data.batch_size=64", "trainer.max_epochs=1", "trainer.loggers=[csv]",
+            "trainer.progress_bar=false", "model.dim=32", "model.layers=1", "model.fit_iterations=1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A tiny finished run folder (model.pt, config.yaml, eval.json, checkpoints/)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = tmp_path_factory.mktemp("run") / "run"
+    recipe = os.path.join(root, "configs", "humanoid_hybrid.yaml")
+    assert main(["train", recipe, *TINY_RUN, "--out", str(run), "--quiet"]) == 0
+    return run
+
+
+def _run_bytes(run) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["model.pt", "config.yaml", "eval.json", "checkpoints/best.ckpt"])
+@pytest.mark.parametrize("command", ["evaluate", "export", "report", "ik"])
+def test_outputs_never_overwrite_the_run_they_read(finished_run, kick, capsys, command, target):
+    """``evaluate --json``, ``export --output``, ``report --output`` and ``ik --output`` refuse a file of the run
+    folder they read (the model, a checkpoint, the config, the evaluation), before anything is written."""
+    before = _run_bytes(finished_run)
+    out = str(finished_run / target)
+    argv = {
+        "evaluate": ["evaluate", str(finished_run), "--json", out, "--quiet"],
+        "export": ["export", str(finished_run), "--part", "network", "--output", out],
+        "report": ["report", str(finished_run), "--output", out],  # not .html: refused too
+        "ik": ["ik", "--model", str(finished_run), "--input", str(kick), "--output", out, "--quiet"],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and out in err, err
+    assert _run_bytes(finished_run) == before
+
+
+def test_export_refuses_its_own_checkpoint(finished_run, capsys):
+    ckpt = str(finished_run / "checkpoints" / "best.ckpt")
+    before = _run_bytes(finished_run)
+    assert main(["export", ckpt, "--part", "network", "--output", ckpt]) == 2
+    assert "is the input" in capsys.readouterr().err
+    assert _run_bytes(finished_run) == before
+
+
+@pytest.mark.parametrize("fps", ["1e-320", "1e-310"])
+def test_fps_whose_frame_time_overflows_is_refused(kick, tmp_path, capsys, fps):
+    """A frame rate so small that 1/fps is infinite would write ``Frame Time: inf``, which no reader takes."""
+    out = tmp_path / "f.bvh"
+    with pytest.raises(SystemExit) as e:
+        main(["ik", "--model", "analytic", "--input", str(kick), "--output", str(out), "--fps", fps])
+    assert e.value.code == 2 and "frame time" in capsys.readouterr().err
+    assert not out.exists()

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kinepose.cli.files import _cmd_export, _cmd_ik, positive_float
+from kinepose.cli.files import _cmd_export, _cmd_ik, frame_rate, positive_float
 from kinepose.cli.info import _cmd_clip, _cmd_info, _cmd_skeleton
 from kinepose.cli.train import _cmd_evaluate, _cmd_train
 
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skeleton", default="humanoid", help="skeleton for --model analytic (default humanoid)")
     p.add_argument("--scale", type=positive_float, default=1.0, help="multiply input positions (e.g. 0.01 for cm)")
     # --fps 0, < 0, nan or inf is an error naming --fps, never silently 30
-    p.add_argument("--fps", type=positive_float, default=None, help="frame rate when the input has none (default 30)")
+    p.add_argument("--fps", type=frame_rate, default=None, help="frame rate when the input has none (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_ik)
 

@@ -29,6 +29,39 @@ def same_file(a: str, b: str) -> bool:
         return False
 
 
+#: What a run folder needs: never a command's output (a JSON, page or graph written there would destroy the run).
+RUN_FILES = ("model.pt", "config.yaml", "eval.json")
+
+
+def frame_rate(text: str) -> float:
+    """Argparse type for ``--fps``: finite, > 0, and its frame time ``1 / fps`` finite too (BVH stores the latter)."""
+    value = positive_float(text)
+    if not math.isfinite(1.0 / value):
+        raise argparse.ArgumentTypeError(f"expected a frame rate whose frame time 1/fps is finite, got {text!r}")
+    return value
+
+
+def check_output(option: str, output: str, inputs: tuple[str | None, ...] = ()) -> None:
+    """Refuse an ``output`` that is one of the command's ``inputs``, or a file a run folder needs (``model.pt``,
+    ``config.yaml``, ``eval.json``, anything in ``checkpoints/``) of a run folder among the inputs or holding the
+    output. Called before anything is read or written.
+
+    Raises:
+        ValueError: naming ``option`` and the file it would overwrite.
+    """
+    for given in inputs:
+        if given is not None and os.path.exists(given) and same_file(output, given):
+            raise ValueError(f"{option}: {output} is the input {given}; writing there would overwrite it")
+    folder = os.path.dirname(os.path.abspath(output))
+    name = os.path.basename(output)
+    in_run = os.path.isfile(os.path.join(folder, "config.yaml")) or os.path.isfile(os.path.join(folder, "model.pt"))
+    if (in_run and name in RUN_FILES) or (
+        os.path.basename(folder) == "checkpoints" and name.endswith(".ckpt")
+    ):  # fmt: skip
+        raise ValueError(f"{option}: {output} is a file of the run folder {folder}; writing there would destroy the "
+                         f"run: pick another file name")  # fmt: skip
+
+
 def _cmd_ik(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
@@ -41,6 +74,7 @@ def _cmd_ik(args: argparse.Namespace) -> int:
 
     if same_file(args.output, args.input):  # checked first: nothing is loaded or written
         raise ValueError(f"--output: {args.output} is the input file; write the rotations to another file")
+    check_output("--output", args.output, (None if args.model == "analytic" else args.model,))
     if args.model == "analytic":
         skeleton = get_skeleton(args.skeleton)
         model = None
@@ -74,6 +108,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.format != "onnx":
         raise ValueError(f"--format: unknown export format {args.format!r}; supported: onnx")
+    if args.output is not None:
+        check_output("--output", args.output, (args.model,))
     model = load_model(args.model)
     out = args.output
     if out is None:  # beside the model, in the run folder (not in its checkpoints/)

@@ -17,6 +17,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     if args.noise_mm < 0:
         raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    if args.json:  # before the evaluation: never over the model, a checkpoint or the run's own files
+        from kinepose.cli.files import check_output
+
+        check_output("--json", args.json, (None if args.model == "analytic" else args.model,))
     if args.model == "analytic":
         clips = [c.strip() for c in (args.clips or ",".join(_default_eval_clips())).split(",") if c.strip()]
         motions = [load_deepmimic(c) for c in clips]

@@ -128,6 +128,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.noise_mm < 0:
         raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    if args.output is not None:  # before anything is read: never over the run's files
+        from kinepose.cli.files import check_output
+
+        if not args.output.lower().endswith(".html"):
+            raise ValueError(f"--output: the report is an HTML page: give a .html file, got {args.output}")
+        check_output("--output", args.output, (args.run,))
     result = write_report(args.run, args.output, clip=args.clip, noise_mm=args.noise_mm, seed=args.seed,
                           viewer=not args.no_viewer)  # fmt: skip
     print(f"wrote {result.path} ({result.bytes / 1024:.0f} KiB: {', '.join(result.sections)})")
