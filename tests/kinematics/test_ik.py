@@ -27,7 +27,7 @@ def test_fk_ik_round_trip_on_eval_clips(clip):
     """Issue requirement: FK(IK(x)) reproduces clean x (MPJPE < 0.01 mm); observable joints exact."""
     m = load_deepmimic(clip)
     x = m.positions()
-    r = analytic_ik(m.skeleton, x)
+    r = analytic_ik(m.skeleton, x, respect_limits=False)  # dance_b's capture hyperextends a knee by 6 deg
     y = forward_kinematics(m.skeleton, r.local_quat, r.root_pos).positions
     err = (y - x).norm(dim=-1)
     assert float(err.mean()) < 1e-5  # metres: 0.01 mm
@@ -94,9 +94,13 @@ def test_ik_bad_inputs():
     with pytest.raises(ShapeError, match=r"expected shape \(\.\.\., J, 3\)"):
         analytic_ik(sk, torch.zeros(10, 15, 2))
     x = torch.zeros(2, 15, 3)
-    x[1, 4, 2] = float("nan")
-    with pytest.raises(NonFiniteError, match=r"joints: 1 non-finite value\(s\), first at index \(1, 4, 2\)"):
+    x[1, 4, 2] = float("inf")
+    with pytest.raises(NonFiniteError, match=r"joints: 1 infinite value\(s\), first at index \(1, 4, 2\)"):
         analytic_ik(sk, x)
+    x[1, 4, 2] = float("nan")  # NaN is a missing joint, not an error; all-zero joints give the rest pose
+    r = analytic_ik(sk, x)
+    torch.testing.assert_close(r.local_quat, quat_identity((2, 15)))
+    assert not bool(r.valid[1, 4])
 
 
 def test_noise_degrades_gracefully():
@@ -107,3 +111,43 @@ def test_noise_degrades_gracefully():
     assert torch.isfinite(r.local_quat).all()
     geo = geodesic_error(r.local_quat, m.local_quat, degrees=True)[:, r.observable]
     assert 1.0 < float(geo.mean()) < 30.0
+
+
+def test_hinge_limits_pick_the_candidate_inside_them():
+    """dance_b's own capture bends the knees past DeepMimic's limit (0 deg) in 4 frames each. Positions
+    admit two exact solutions there (knee +a with the hip as captured, or -a with the hip turned about the
+    thigh); with limits respected the solver returns the one inside them: FK still exact, knee angle -a."""
+    from kinepose.kinematics import hinge_angles
+
+    m = load_deepmimic("dance_b")
+    sk, x = m.skeleton, m.positions()
+    r = analytic_ik(sk, x)
+    y = forward_kinematics(sk, r.local_quat, r.root_pos).positions
+    assert float((y - x).norm(dim=-1).max()) < 1e-9
+    true, got = hinge_angles(sk, m.local_quat), hinge_angles(sk, r.local_quat)
+    for name in ("right_knee", "left_knee"):
+        j = sk.index(name)
+        beyond = true[:, j] > sk.limits[j, 1]
+        assert int(beyond.sum()) == 4
+        torch.testing.assert_close(got[beyond, j], -true[beyond, j])
+        torch.testing.assert_close(got[~beyond, j], true[~beyond, j])
+    free = analytic_ik(sk, x, respect_limits=False)  # without limits the captured solution comes back
+    torch.testing.assert_close(hinge_angles(sk, free.local_quat), true)
+
+
+@pytest.mark.parametrize("noise_mm", [10.0, 20.0])
+def test_no_hinge_outside_its_limits_under_noise(noise_mm):
+    """Issue 9: at 20 mm noise no knee or elbow of walk leaves its limits (it did in 3 of 156 frames at 10 mm)."""
+    from kinepose.kinematics import hinge_angles
+
+    m = load_deepmimic("walk")
+    sk = m.skeleton
+    g = torch.Generator().manual_seed(0)
+    x = m.positions() + noise_mm / 1000 * torch.randn(m.positions().shape, generator=g, dtype=torch.float64)
+    ang = hinge_angles(sk, analytic_ik(sk, x).local_quat)
+    loose = hinge_angles(sk, analytic_ik(sk, x, respect_limits=False).local_quat)
+    hinges = [j for j, k in enumerate(sk.kinds) if k == "hinge"]
+    lo, hi = torch.tensor(sk.limits[hinges, 0]), torch.tensor(sk.limits[hinges, 1])
+    assert bool(((ang[:, hinges] >= lo - 1e-9) & (ang[:, hinges] <= hi + 1e-9)).all())
+    outside = (loose[:, hinges] < lo) | (loose[:, hinges] > hi)
+    assert int(outside.sum()) > 0  # the control: without limits noise does push some outside

@@ -14,7 +14,7 @@ import torch
 
 from kinepose.errors import KineposeError, ShapeError
 from kinepose.geometry import quat_identity, random_quat
-from kinepose.kinematics import forward_kinematics, project_to_joint_kinds, rest_pose
+from kinepose.kinematics import forward_kinematics, random_pose, rest_pose
 from kinepose.models import create_model, list_models
 from kinepose.models.heads import HEAD_KINDS
 from kinepose.models.ik.seed0 import MIXERS
@@ -68,7 +68,7 @@ def _joints(model, batch: int = 2, seed: int = 1) -> torch.Tensor:
     """(B, window, J, 3) plausible poses: FK of random rotations from a random root position."""
     g = torch.Generator().manual_seed(seed)
     sk, T = model.skeleton, model.window
-    q = project_to_joint_kinds(sk, random_quat((batch, T, sk.num_joints), generator=g))  # reachable poses
+    q = random_pose(sk, (batch, T), generator=g, dtype=torch.float32)  # reachable: hinges inside their limits
     root = torch.randn(batch, T, 3, generator=g)
     return forward_kinematics(sk, q, root).positions  # (B, T, J, 3)
 

@@ -1,11 +1,12 @@
 """Kinematics on a skeleton: forward kinematics, analytic IK, least-squares fitting with a pose prior, filters.
 
 - :mod:`kinepose.kinematics.fk`: forward kinematics, bone lengths, retargeting, hinge projection.
-- :mod:`kinepose.kinematics.ik`: analytic inverse kinematics for any skeleton, with observability.
+- :mod:`kinepose.kinematics.ik`: analytic inverse kinematics for any skeleton (a compiled kernel), with
+  local and global determinacy, missing joints, hinge limits and zero-length bones.
 - :mod:`kinepose.kinematics.fitting`: Levenberg-Marquardt / MAP skeleton fitting, Gaussian pose prior.
 - :mod:`kinepose.kinematics.filters`: moving-average baselines.
 
-Imports torch, numpy and roma only: no Lightning, matplotlib or pybullet.
+Imports torch, numpy, numba and roma only: no Lightning, matplotlib or pybullet.
 """
 
 from kinepose.kinematics.filters import moving_average
@@ -17,10 +18,19 @@ from kinepose.kinematics.fk import (
     forward_kinematics_matrix,
     hinge_angles,
     project_to_joint_kinds,
+    random_pose,
     rest_pose,
     retarget,
 )
-from kinepose.kinematics.ik import IKResult, analytic_ik, ik_plan, observable_mask
+from kinepose.kinematics.ik import (
+    IKResult,
+    analytic_ik,
+    determined_mask,
+    ik_plan,
+    moving_zero_length_joints,
+    observable_mask,
+    zero_length_joints,
+)
 
 __all__ = [
     "FKOutput",
@@ -29,6 +39,7 @@ __all__ = [
     "analytic_ik",
     "bone_length_deviation",
     "bone_lengths",
+    "determined_mask",
     "estimate_noise_std",
     "fit_skeleton",
     "forward_kinematics",
@@ -36,8 +47,11 @@ __all__ = [
     "hinge_angles",
     "ik_plan",
     "moving_average",
+    "moving_zero_length_joints",
     "observable_mask",
     "project_to_joint_kinds",
+    "random_pose",
     "rest_pose",
     "retarget",
+    "zero_length_joints",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from kinepose._validation import as_tensor, check_finite, check_joints
@@ -29,6 +30,7 @@ __all__ = [
     "forward_kinematics_matrix",
     "hinge_angles",
     "project_to_joint_kinds",
+    "random_pose",
     "rest_pose",
     "retarget",
 ]
@@ -171,14 +173,45 @@ def hinge_angles(skeleton: Skeleton, local_quat: torch.Tensor) -> torch.Tensor:
     return torch.where(hinge, ang, torch.zeros_like(ang))
 
 
-def project_to_joint_kinds(skeleton: Skeleton, local_quat: torch.Tensor) -> torch.Tensor:
-    """Make (..., J, 4) rotations respect the joint kinds: hinges keep only the twist about their axis,
-    end sites become the identity, ball joints are unchanged (canonicalized)."""
+def project_to_joint_kinds(skeleton: Skeleton, local_quat: torch.Tensor, limits: bool = False) -> torch.Tensor:
+    """Make (..., J, 4) rotations respect the joint kinds: hinges keep only the twist about their axis
+    (clamped into the skeleton's limits with ``limits=True``), end sites become the identity, ball joints
+    are unchanged (canonicalized)."""
     axes = skeleton.hinge_axes_tensor(local_quat.dtype, local_quat.device)
-    hinge_q = quat_about_axis(axes, hinge_angles(skeleton, local_quat))
+    ang = hinge_angles(skeleton, local_quat)
+    if limits:
+        lim = torch.as_tensor(np.array(skeleton.limits), dtype=ang.dtype, device=ang.device)
+        lo = torch.nan_to_num(lim[:, 0], nan=-torch.pi)
+        hi = torch.nan_to_num(lim[:, 1], nan=torch.pi)
+        ang = torch.minimum(torch.maximum(ang, lo), hi)
+    hinge_q = quat_about_axis(axes, ang)
     kinds = skeleton.kinds
     hinge = torch.tensor([k == "hinge" for k in kinds], device=local_quat.device)[:, None]
     end = torch.tensor([k == "end" for k in kinds], device=local_quat.device)[:, None]
     ident = quat_identity((skeleton.num_joints,), dtype=local_quat.dtype, device=local_quat.device)
     out = torch.where(hinge, hinge_q, local_quat)
     return quat_canonical(torch.where(end, ident, out))
+
+
+def random_pose(
+    skeleton: Skeleton,
+    shape: tuple[int, ...] = (),
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    margin: float = 0.05,
+) -> torch.Tensor:
+    """(*shape, J, 4) random local rotations the skeleton can take: uniform ball joints, hinge angles
+    uniform inside their limits (``margin`` of the range kept clear at each end; (-pi, pi) without
+    limits), identity end sites. Test and augmentation material."""
+    from kinepose.geometry.rotations import random_quat
+
+    q = project_to_joint_kinds(skeleton, random_quat((*shape, skeleton.num_joints), generator=generator, dtype=dtype))
+    axes = skeleton.hinge_axes_tensor(dtype)
+    for j, k in enumerate(skeleton.kinds):
+        if k == "hinge":
+            lo, hi = skeleton.limits[j]
+            lo = lo if np.isfinite(lo) else -np.pi
+            hi = hi if np.isfinite(hi) else np.pi
+            u = torch.rand(shape, generator=generator, dtype=dtype)
+            q[..., j, :] = quat_about_axis(axes[j], lo + (hi - lo) * (margin + (1 - 2 * margin) * u))
+    return q

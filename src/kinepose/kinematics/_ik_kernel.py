@@ -1,0 +1,471 @@
+"""The compiled core of analytic IK: one pose per loop iteration, scalar 3x3 algebra, no allocation.
+
+:mod:`kinepose.kinematics.ik` turns a :class:`~kinepose.skeleton.Skeleton` into flat plan arrays
+(:class:`IKPlanArrays`) once, and calls :func:`solve` on (N, J, 3) joint arrays. Numba compiles the
+kernels on first use per dtype and caches the machine code next to this file (``cache=True``), so later
+processes start in well under a second. Batches of at least ``PARALLEL_MIN`` poses run on all cores.
+
+Rotation matrices act on column vectors; quaternions are w, x, y, z.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Solver codes (ik.py names them).
+END, REST, KABSCH2, KABSCH3, TWO_BONE, HINGE, SWING = range(7)
+PARALLEL_MIN = 256
+_STRAIGHT_SIN = 1e-4
+_LIMIT_WEIGHT = 4.0
+
+_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+
+
+@_jit
+def _matmul(A, B, out):
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = A[i, 0] * B[0, j] + A[i, 1] * B[1, j] + A[i, 2] * B[2, j]
+
+
+@_jit
+def _rotvec(ax, ay, az, angle, out):
+    """Rotation by ``angle`` about the unit axis (ax, ay, az) (Rodrigues)."""
+    c, s = math.cos(angle), math.sin(angle)
+    t = 1.0 - c
+    out[0, 0] = c + ax * ax * t
+    out[0, 1] = ax * ay * t - az * s
+    out[0, 2] = ax * az * t + ay * s
+    out[1, 0] = ay * ax * t + az * s
+    out[1, 1] = c + ay * ay * t
+    out[1, 2] = ay * az * t - ax * s
+    out[2, 0] = az * ax * t - ay * s
+    out[2, 1] = az * ay * t + ax * s
+    out[2, 2] = c + az * az * t
+
+
+@_jit
+def _shortest_arc(u, v, out):
+    """Smallest rotation taking direction u to direction v (both non-zero 3-vectors)."""
+    nu = math.sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2])
+    nv = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    if not (nu > 0 and nv > 0):  # a point on top of its joint: no direction to turn to
+        _quat_to_mat(1.0, 0.0, 0.0, 0.0, out)
+        return
+    ux, uy, uz = u[0] / nu, u[1] / nu, u[2] / nu
+    vx, vy, vz = v[0] / nv, v[1] / nv, v[2] / nv
+    w = 1.0 + ux * vx + uy * vy + uz * vz
+    x, y, z = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    if w < 1e-9:  # antiparallel: half turn about an axis orthogonal to u
+        if abs(ux) < 0.9:
+            x, y, z = 0.0, uz, -uy
+        else:
+            x, y, z = -uz, 0.0, ux
+        w = 0.0
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    _quat_to_mat(w / n, x / n, y / n, z / n, out)
+
+
+@_jit
+def _quat_to_mat(w, x, y, z, out):
+    out[0, 0] = 1 - 2 * (y * y + z * z)
+    out[0, 1] = 2 * (x * y - w * z)
+    out[0, 2] = 2 * (x * z + w * y)
+    out[1, 0] = 2 * (x * y + w * z)
+    out[1, 1] = 1 - 2 * (x * x + z * z)
+    out[1, 2] = 2 * (y * z - w * x)
+    out[2, 0] = 2 * (x * z - w * y)
+    out[2, 1] = 2 * (y * z + w * x)
+    out[2, 2] = 1 - 2 * (x * x + y * y)
+
+
+@_jit
+def _mat_to_quat(R, q):
+    """Shepperd's method; canonical w >= 0."""
+    t = R[0, 0] + R[1, 1] + R[2, 2]
+    if t >= R[0, 0] and t >= R[1, 1] and t >= R[2, 2]:
+        s = math.sqrt(max(1.0 + t, 0.0)) * 2.0
+        w, x, y, z = 0.25 * s, (R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s
+    elif R[0, 0] >= R[1, 1] and R[0, 0] >= R[2, 2]:
+        s = math.sqrt(max(1.0 + R[0, 0] - R[1, 1] - R[2, 2], 0.0)) * 2.0
+        w, x, y, z = (R[2, 1] - R[1, 2]) / s, 0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s
+    elif R[1, 1] >= R[2, 2]:
+        s = math.sqrt(max(1.0 - R[0, 0] + R[1, 1] - R[2, 2], 0.0)) * 2.0
+        w, x, y, z = (R[0, 2] - R[2, 0]) / s, (R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s
+    else:
+        s = math.sqrt(max(1.0 - R[0, 0] - R[1, 1] + R[2, 2], 0.0)) * 2.0
+        w, x, y, z = (R[1, 0] - R[0, 1]) / s, (R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s
+    n = math.sqrt(w * w + x * x + y * y + z * z)
+    if w < 0:
+        n = -n
+    q[0], q[1], q[2], q[3] = w / n, x / n, y / n, z / n
+
+
+@_jit
+def _polar3(M, out):
+    """Rotation factor of the polar decomposition of M (det M > 0), scaled Newton iteration (Higham).
+    Returns False if M is too close to singular, so the caller falls back to an SVD."""
+    X = M.copy()
+    for _ in range(40):
+        c00 = X[1, 1] * X[2, 2] - X[1, 2] * X[2, 1]
+        c01 = X[1, 2] * X[2, 0] - X[1, 0] * X[2, 2]
+        c02 = X[1, 0] * X[2, 1] - X[1, 1] * X[2, 0]
+        det = X[0, 0] * c00 + X[0, 1] * c01 + X[0, 2] * c02
+        if not det > 1e-300:
+            return False
+        c10 = X[0, 2] * X[2, 1] - X[0, 1] * X[2, 2]
+        c11 = X[0, 0] * X[2, 2] - X[0, 2] * X[2, 0]
+        c12 = X[0, 1] * X[2, 0] - X[0, 0] * X[2, 1]
+        c20 = X[0, 1] * X[1, 2] - X[0, 2] * X[1, 1]
+        c21 = X[0, 2] * X[1, 0] - X[0, 0] * X[1, 2]
+        c22 = X[0, 0] * X[1, 1] - X[0, 1] * X[1, 0]
+        z = det ** (-1.0 / 3.0)
+        a, b = 0.5 * z, 0.5 / (z * det)
+        change = 0.0
+        C = (c00, c01, c02, c10, c11, c12, c20, c21, c22)
+        for i in range(3):
+            for j in range(3):
+                v = a * X[i, j] + b * C[3 * i + j]
+                change += abs(v - X[i, j])
+                X[i, j] = v
+        if change < 1e-13:
+            break
+    out[:, :] = X
+    return True
+
+
+@_jit
+def _kabsch_svd(M, out):
+    U, _, Vt = np.linalg.svd(M.astype(np.float64))
+    d = np.linalg.det(U @ Vt)
+    U[:, 2] *= 1.0 if d > 0 else -1.0
+    R = U @ Vt
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = R[i, j]
+
+
+@_jit
+def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
+          tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet):  # fmt: skip
+    J = parents.shape[0]
+    L, Gp, T1, T2 = M3[0], M3[1], M3[2], M3[3]
+    d, v, u = V3[0], V3[1], V3[2]
+    for j in range(J):
+        gdet[j] = False  # global rotation determined in this frame
+        p = parents[j]
+        if p >= 0:
+            Gp[:, :] = G[n, p]
+        else:
+            for a in range(3):
+                for b in range(3):
+                    Gp[a, b] = 1.0 if a == b else 0.0
+        parent_ok = p < 0 or gdet[p]
+        s = solver[j]
+        ok = False  # this joint's local rotation determined in this frame
+        for a in range(3):
+            for b in range(3):
+                L[a, b] = 1.0 if a == b else 0.0
+        t0, t1 = tptr[j], tptr[j + 1]
+        if s == KABSCH2 or s == KABSCH3:
+            nvalid = 0
+            first = -1
+            for t in range(t0, t1):
+                if valid[n, tidx[t]]:
+                    nvalid += 1
+                    if first < 0:
+                        first = t
+            solved = False
+            if valid[n, j] and nvalid >= 2:
+                if s == KABSCH2:
+                    # r_t = c1 e1 + c2 e2: the best Q = [G e1, G e2] is the polar factor of A = sum d c^T (3x2).
+                    a00 = a01 = a10 = a11 = a20 = a21 = 0.0
+                    for t in range(t0, t1):
+                        k = tidx[t]
+                        if not valid[n, k]:
+                            continue
+                        c1 = trest[t, 0] * basis[j, 0, 0] + trest[t, 1] * basis[j, 0, 1] + trest[t, 2] * basis[j, 0, 2]
+                        c2 = trest[t, 0] * basis[j, 1, 0] + trest[t, 1] * basis[j, 1, 1] + trest[t, 2] * basis[j, 1, 2]
+                        dx, dy, dz = x[n, k, 0] - x[n, j, 0], x[n, k, 1] - x[n, j, 1], x[n, k, 2] - x[n, j, 2]
+                        a00 += dx * c1
+                        a01 += dx * c2
+                        a10 += dy * c1
+                        a11 += dy * c2
+                        a20 += dz * c1
+                        a21 += dz * c2
+                    b00 = a00 * a00 + a10 * a10 + a20 * a20
+                    b01 = a00 * a01 + a10 * a11 + a20 * a21
+                    b11 = a01 * a01 + a11 * a11 + a21 * a21
+                    detb = b00 * b11 - b01 * b01
+                    if detb > 1e-12 * (b00 + b11) ** 2 and detb > 0:
+                        sq = math.sqrt(detb)
+                        tt = math.sqrt(b00 + b11 + 2 * sq)
+                        # (A^T A)^(-1/2) = adj(B + sI) / (s t)
+                        i00, i01, i11 = (b11 + sq) / (sq * tt), -b01 / (sq * tt), (b00 + sq) / (sq * tt)
+                        q1x, q1y, q1z = a00 * i00 + a01 * i01, a10 * i00 + a11 * i01, a20 * i00 + a21 * i01
+                        q2x, q2y, q2z = a00 * i01 + a01 * i11, a10 * i01 + a11 * i11, a20 * i01 + a21 * i11
+                        q3x, q3y, q3z = q1y * q2z - q1z * q2y, q1z * q2x - q1x * q2z, q1x * q2y - q1y * q2x
+                        for a in range(3):  # G = q1 e1^T + q2 e2^T + q3 e3^T
+                            e1, e2, e3 = basis[j, 0, a], basis[j, 1, a], basis[j, 2, a]
+                            T1[0, a] = q1x * e1 + q2x * e2 + q3x * e3
+                            T1[1, a] = q1y * e1 + q2y * e2 + q3y * e3
+                            T1[2, a] = q1z * e1 + q2z * e2 + q3z * e3
+                        solved = True
+                else:
+                    for a in range(3):
+                        for b in range(3):
+                            T2[a, b] = 0.0
+                    for t in range(t0, t1):
+                        k = tidx[t]
+                        if not valid[n, k]:
+                            continue
+                        for a in range(3):
+                            da = x[n, k, a] - x[n, j, a]
+                            for b in range(3):
+                                T2[a, b] += da * trest[t, b]
+                    detm = (T2[0, 0] * (T2[1, 1] * T2[2, 2] - T2[1, 2] * T2[2, 1])
+                            - T2[0, 1] * (T2[1, 0] * T2[2, 2] - T2[1, 2] * T2[2, 0])
+                            + T2[0, 2] * (T2[1, 0] * T2[2, 1] - T2[1, 1] * T2[2, 0]))  # fmt: skip
+                    scale = 0.0
+                    for a in range(3):
+                        for b in range(3):
+                            scale += T2[a, b] * T2[a, b]
+                    if nvalid >= 3 and detm > 1e-6 * scale**1.5:
+                        solved = _polar3(T2, T1)
+                    if not solved and scale > 0:
+                        _kabsch_svd(T2, T1)
+                        solved = True
+                if solved:  # T1 is the global rotation; local = Gp^T T1
+                    for a in range(3):
+                        for b in range(3):
+                            L[a, b] = Gp[0, a] * T1[0, b] + Gp[1, a] * T1[1, b] + Gp[2, a] * T1[2, b]
+                    ok = parent_ok and nvalid == t1 - t0
+                    gdet[j] = nvalid == t1 - t0
+            if not solved and valid[n, j] and first >= 0:  # one usable child point: swing towards it
+                k = tidx[first]
+                for a in range(3):
+                    d[a] = x[n, k, a] - x[n, j, a]
+                for a in range(3):
+                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+                    u[a] = trest[first, a]
+                _shortest_arc(u, v, L)
+        elif s == SWING:
+            k = tidx[t0]
+            if valid[n, j] and valid[n, k]:
+                for a in range(3):
+                    d[a] = x[n, k, a] - x[n, j, a]
+                for a in range(3):
+                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+                    u[a] = trest[t0, a]
+                nv = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+                if nv > 0:
+                    _shortest_arc(u, v, T1)
+                    nu = math.sqrt(u[0] * u[0] + u[1] * u[1] + u[2] * u[2])
+                    _rotvec(u[0] / nu, u[1] / nu, u[2] / nu, twist[n, j], T2)  # twist about the rest bone
+                    _matmul(T1, T2, L)
+        elif s == HINGE:
+            ax, ay, az = axes[j, 0], axes[j, 1], axes[j, 2]
+            ss = cc = 0.0
+            nvalid = 0
+            if valid[n, j]:
+                for t in range(t0, t1):
+                    k = tidx[t]
+                    if not valid[n, k]:
+                        continue
+                    nvalid += 1
+                    for a in range(3):
+                        d[a] = x[n, k, a] - x[n, j, a]
+                    for a in range(3):
+                        v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+                    ux, uy, uz = trest[t, 0], trest[t, 1], trest[t, 2]
+                    ua = ux * ax + uy * ay + uz * az
+                    va = v[0] * ax + v[1] * ay + v[2] * az
+                    ux, uy, uz = ux - ua * ax, uy - ua * ay, uz - ua * az
+                    vx, vy, vz = v[0] - va * ax, v[1] - va * ay, v[2] - va * az
+                    ss += (uy * vz - uz * vy) * ax + (uz * vx - ux * vz) * ay + (ux * vy - uy * vx) * az
+                    cc += ux * vx + uy * vy + uz * vz
+            if nvalid > 0:
+                theta = math.atan2(ss, cc)
+                lo, hi = limits[j, 0], limits[j, 1]
+                if clamp and lo == lo and theta < lo:
+                    theta = lo
+                if clamp and hi == hi and theta > hi:
+                    theta = hi
+                _rotvec(ax, ay, az, theta, L)
+                ok = parent_ok and nvalid == t1 - t0
+                gdet[j] = ok
+        elif s == TWO_BONE:
+            c, g = tb_child[j], tb_grand[j]
+            if valid[n, j] and valid[n, c] and valid[n, g]:
+                straight[n, j] = _two_bone(n, j, c, g, x, Gp, trest, tptr, axes, limits, clamp, L, T1, T2, d, v, u)
+                ok = parent_ok and not straight[n, j]
+                gdet[j] = not straight[n, j]
+            elif valid[n, j] and valid[n, c]:
+                for a in range(3):
+                    d[a] = x[n, c, a] - x[n, j, a]
+                for a in range(3):
+                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+                    u[a] = trest[t0, a]
+                _shortest_arc(u, v, L)
+        elif s == REST:
+            if use_free:
+                _quat_to_mat(free[n, j, 0], free[n, j, 1], free[n, j, 2], free[n, j, 3], L)
+        _matmul(Gp, L, T1)
+        G[n, j] = T1
+        if s == END:
+            quat[n, j, 0], quat[n, j, 1], quat[n, j, 2], quat[n, j, 3] = 1.0, 0.0, 0.0, 0.0
+        else:
+            _mat_to_quat(L, q)
+            quat[n, j] = q
+        det_frame[n, j] = ok and det_local[j]
+
+
+@_jit
+def _two_bone(n, j, c, g, x, Gp, trest, tptr, axes, limits, clamp, L, T1, T2, d1, d2, u2):
+    """Ball joint j whose single child c is a hinge with child g. Writes L; returns True if straight."""
+    o_c = trest[tptr[j]]
+    o_g = trest[tptr[c]]
+    for a in range(3):
+        e1 = x[n, c, a] - x[n, j, a]
+        e2 = x[n, g, a] - x[n, c, a]
+        T1[0, a], T1[1, a] = e1, e2
+    for a in range(3):
+        d1[a] = Gp[0, a] * T1[0, 0] + Gp[1, a] * T1[0, 1] + Gp[2, a] * T1[0, 2]
+        d2[a] = Gp[0, a] * T1[1, 0] + Gp[1, a] * T1[1, 1] + Gp[2, a] * T1[1, 2]
+    n1 = math.sqrt(d1[0] ** 2 + d1[1] ** 2 + d1[2] ** 2)
+    n2 = math.sqrt(d2[0] ** 2 + d2[1] ** 2 + d2[2] ** 2)
+    den = max(n1 * n2, 1e-12)
+    cos_phi = (d1[0] * d2[0] + d1[1] * d2[1] + d1[2] * d2[2]) / den
+    cx, cy, cz = d1[1] * d2[2] - d1[2] * d2[1], d1[2] * d2[0] - d1[0] * d2[2], d1[0] * d2[1] - d1[1] * d2[0]
+    sin_phi = math.sqrt(cx * cx + cy * cy + cz * cz) / den
+    if sin_phi < _STRAIGHT_SIN:
+        for a in range(3):
+            u2[a] = o_c[a]
+        _shortest_arc(u2, d1, L)
+        return True
+    ax, ay, az = axes[c, 0], axes[c, 1], axes[c, 2]
+    # o_c . R_a(theta) o_g = A + B cos(theta) + C sin(theta) must equal |o_c||o_g| cos(phi).
+    ag = ax * o_g[0] + ay * o_g[1] + az * o_g[2]
+    par = (ax * ag, ay * ag, az * ag)
+    A = o_c[0] * par[0] + o_c[1] * par[1] + o_c[2] * par[2]
+    B = o_c[0] * (o_g[0] - par[0]) + o_c[1] * (o_g[1] - par[1]) + o_c[2] * (o_g[2] - par[2])
+    xg = (ay * o_g[2] - az * o_g[1], az * o_g[0] - ax * o_g[2], ax * o_g[1] - ay * o_g[0])
+    C = o_c[0] * xg[0] + o_c[1] * xg[1] + o_c[2] * xg[2]
+    R0 = math.sqrt(B * B + C * C)
+    alpha = math.atan2(C, B)
+    noc = math.sqrt(o_c[0] ** 2 + o_c[1] ** 2 + o_c[2] ** 2)
+    nog = math.sqrt(o_g[0] ** 2 + o_g[1] ** 2 + o_g[2] ** 2)
+    target = (noc * nog * cos_phi - A) / R0
+    delta = math.acos(min(1.0, max(-1.0, target)))
+    lo, hi = limits[c, 0], limits[c, 1]
+    best = 1e300
+    best_theta = 0.0
+    for sign in (1.0, -1.0):
+        theta = (alpha + sign * delta + math.pi) % (2 * math.pi) - math.pi
+        viol = 0.0
+        if lo == lo and theta < lo:
+            viol += lo - theta
+        if hi == hi and theta > hi:
+            viol += theta - hi
+        _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, T1, T2, u2)
+        tr = min(3.0, max(-1.0, T1[0, 0] + T1[1, 1] + T1[2, 2]))
+        # With limits enforced, a candidate inside them always wins (positions cannot tell the two apart);
+        # otherwise a small violation is traded against a ball joint far from rest (noisy captures).
+        score = math.acos((tr - 1.0) / 2.0) + (1e3 if clamp else _LIMIT_WEIGHT) * viol
+        if score < best:
+            best, best_theta = score, theta
+    theta = best_theta
+    if clamp and lo == lo and theta < lo:  # no candidate respects the limits: bend the hinge to the nearest limit
+        theta = lo
+    if clamp and hi == hi and theta > hi:
+        theta = hi
+    _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, L, T2, u2)
+    return False
+
+
+@_jit
+def _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, out, T, u2):
+    """The rotation taking o_c exactly onto d1 and then twisting about d1 so that the second bone at rest,
+    bent by theta about the hinge axis, best matches d2."""
+    _rotvec(ax, ay, az, theta, T)
+    for a in range(3):
+        u2[a] = T[a, 0] * o_g[0] + T[a, 1] * o_g[1] + T[a, 2] * o_g[2]
+    _shortest_arc(o_c, d1, T)  # T = R1
+    pv = (T[0, 0] * u2[0] + T[0, 1] * u2[1] + T[0, 2] * u2[2],
+          T[1, 0] * u2[0] + T[1, 1] * u2[1] + T[1, 2] * u2[2],
+          T[2, 0] * u2[0] + T[2, 1] * u2[1] + T[2, 2] * u2[2])  # fmt: skip
+    n1 = math.sqrt(d1[0] ** 2 + d1[1] ** 2 + d1[2] ** 2)
+    nx, ny, nz = d1[0] / n1, d1[1] / n1, d1[2] / n1
+    pn = pv[0] * nx + pv[1] * ny + pv[2] * nz
+    px, py, pz = pv[0] - pn * nx, pv[1] - pn * ny, pv[2] - pn * nz
+    qn = d2[0] * nx + d2[1] * ny + d2[2] * nz
+    qx, qy, qz = d2[0] - qn * nx, d2[1] - qn * ny, d2[2] - qn * nz
+    sn = (py * qz - pz * qy) * nx + (pz * qx - px * qz) * ny + (px * qy - py * qx) * nz
+    psi = math.atan2(sn, px * qx + py * qy + pz * qz)
+    # out = R(n, psi) @ R1, with R1 held in T
+    c, s_ = math.cos(psi), math.sin(psi)
+    t = 1.0 - c
+    r00, r01, r02 = c + nx * nx * t, nx * ny * t - nz * s_, nx * nz * t + ny * s_
+    r10, r11, r12 = ny * nx * t + nz * s_, c + ny * ny * t, ny * nz * t - nx * s_
+    r20, r21, r22 = nz * nx * t - ny * s_, nz * ny * t + nx * s_, c + nz * nz * t
+    for b in range(3):
+        t0, t1, t2 = T[0, b], T[1, b], T[2, b]
+        out[0, b] = r00 * t0 + r01 * t1 + r02 * t2
+        out[1, b] = r10 * t0 + r11 * t1 + r12 * t2
+        out[2, b] = r20 * t0 + r21 * t1 + r22 * t2
+
+
+@_jit
+def _solve_serial(x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
+                  tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight):  # fmt: skip
+    M3, V3 = np.empty((5, 3, 3), x.dtype), np.empty((3, 3), x.dtype)
+    q, gdet = np.empty(4, x.dtype), np.zeros(parents.shape[0], np.bool_)
+    for n in range(x.shape[0]):
+        _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
+              tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet)  # fmt: skip
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _solve_parallel(x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
+                    tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, chunks):  # fmt: skip
+    N = x.shape[0]
+    size = (N + chunks - 1) // chunks
+    for c in numba.prange(chunks):
+        M3, V3 = np.empty((5, 3, 3), x.dtype), np.empty((3, 3), x.dtype)
+        q, gdet = np.empty(4, x.dtype), np.zeros(parents.shape[0], np.bool_)
+        for n in range(c * size, min(N, (c + 1) * size)):
+            _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
+                  tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet)  # fmt: skip
+
+
+def solve(
+    plan,
+    x: np.ndarray,
+    valid: np.ndarray,
+    twist: np.ndarray | None,
+    free: np.ndarray | None,
+    respect_limits: bool = True,
+):
+    """Run the kernel. ``x`` (N, J, 3) float32/float64 with missing joints set to 0 and ``valid`` (N, J) False
+    there; ``twist`` (N, J) radians about each swing joint's rest bone; ``free`` (N, J, 4) rotations of joints
+    that no point determines. Returns quat (N, J, 4), G (N, J, 3, 3), det_frame (N, J), straight (N, J)."""
+    N, J = x.shape[:2]
+    dt = x.dtype
+    quat = np.empty((N, J, 4), dt)
+    G = np.empty((N, J, 3, 3), dt)
+    det_frame = np.zeros((N, J), np.bool_)
+    straight = np.zeros((N, J), np.bool_)
+    tw = np.zeros((N, J), dt) if twist is None else np.ascontiguousarray(twist, dtype=dt)
+    fr = np.zeros((1, J, 4), dt) if free is None else np.ascontiguousarray(free, dtype=dt)
+    args = (x, valid, tw, fr, free is not None, respect_limits, plan.parents, plan.solver, plan.tptr, plan.tidx,
+            plan.trest.astype(dt), plan.basis.astype(dt), plan.axes.astype(dt),
+            plan.limits.astype(dt),
+            plan.tb_child, plan.tb_grand, plan.det_local, plan.det_global, quat, G, det_frame, straight)  # fmt: skip
+    if N >= PARALLEL_MIN:
+        _solve_parallel(*args, numba.get_num_threads() * 4)
+    else:
+        _solve_serial(*args)
+    return quat, G, det_frame, straight
