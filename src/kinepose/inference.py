@@ -14,6 +14,7 @@ from kinepose._validation import as_tensor, check_finite, check_joints
 from kinepose.data.datasets import window_index
 from kinepose.errors import KineposeError
 from kinepose.models.base import PoseModel
+from kinepose.skeleton.core import Skeleton
 
 __all__ = ["attention_tokens", "clip_attention", "model_solver", "predict_clip"]
 
@@ -23,7 +24,8 @@ def _check_clip(model: PoseModel, joints: torch.Tensor) -> torch.Tensor:
     mode."""
     joints = as_tensor(joints, "joints", torch.float32)
     check_joints(joints, "joints", model.num_joints, model.skeleton.name)
-    check_finite(joints, "joints")
+    if bool(torch.isinf(joints).any()):
+        check_finite(joints, "joints")  # NaN is a missing joint (see predict_clip); inf an error
     if joints.dim() != 3:
         raise KineposeError(f"joints: expected a clip of shape (T, J, 3), got {tuple(joints.shape)}")
     model.eval()
@@ -37,15 +39,19 @@ def predict_clip(
     visibility: torch.Tensor | None = None,
     batch_size: int = 512,
     progress: bool = False,
+    subject: Skeleton | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotations of every frame of a clip.
 
     Args:
         model: a trained model (put in eval mode).
-        joints: (T, J, 3) positions, metres.
+        joints: (T, J, 3) positions, metres. NaN marks a missing joint: it gets visibility 0.
         visibility: optional (T, J) mask.
         batch_size: frames per forward pass.
         progress: show a progress bar.
+        subject: the subject's skeleton (the model's with other bone lengths, e.g. from
+            :func:`kinepose.kinematics.calibration.calibrate_skeleton`): the model's geometry uses it
+            for this clip (:attr:`PoseModel.geometry_skeleton`).
 
     Returns:
         ``local_quat`` (T, J, 4) and ``root_pos`` (T, 3), float32. Windows at the clip's edges repeat its
@@ -54,6 +60,20 @@ def predict_clip(
     joints = _check_clip(model, joints)
     T = joints.shape[0]
     vis = None if visibility is None else visibility.float()
+    present = ~torch.isnan(joints).any(-1)  # (T, J)
+    if not bool(present.all()):
+        vis = present.float() if vis is None else vis * present.float()
+        joints = torch.where(present[..., None], joints, torch.zeros_like(joints))
+    previous = model.subject
+    model.set_subject(subject)
+    try:
+        return _predict(model, joints, vis, batch_size, progress)
+    finally:
+        model.set_subject(previous)
+
+
+def _predict(model: PoseModel, joints: torch.Tensor, vis: torch.Tensor | None, batch_size: int, progress: bool):
+    T = joints.shape[0]
     quats, roots = [], []
     with tqdm(total=T, desc="frames", unit="frame", disable=not progress, leave=False) as bar:
         for s in range(0, T, batch_size):  # windows built per batch: a long clip's (T, W, J, 3) never exists

@@ -111,9 +111,13 @@ def test_zero_length_split_on_a_hand_built_rig():
     r = analytic_ik(sk, x, moving=["Z"])
     fk = forward_kinematics(sk, r.local_quat, r.root_pos).positions
     assert float((fk - x).norm(dim=-1).max()) < 1e-9
-    # P is fitted to its only rigid point s and... one point cannot fix it: the plan says so
+    # P's own child s is matched exactly and, with Z taken as rigid, a and b set the twist about it
+    # ("anchored"); with Z moving nothing but s is left for P: a swing
+    assert ik_plan(sk)[0] == "anchored"
     assert ik_plan(sk, ["Z"])[0] == "swing"
-    assert ik_plan(sk)[0] == "kabsch"  # with Z rigid, a, b and s fix P (the rest-pose split)
+    r = analytic_ik(sk, x)  # FK exact whatever the split: Z takes what P leaves
+    fk = forward_kinematics(sk, r.local_quat, r.root_pos).positions
+    assert float((fk - x).norm(dim=-1).max()) < 1e-9
     with pytest.raises(KineposeError, match=r"\['a'\] are not zero-length joints"):
         analytic_ik(sk, x, moving=["a"])
     # a clip where Z never moves: detected as rigid, and P comes out exact

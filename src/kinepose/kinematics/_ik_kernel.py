@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 # Solver codes (ik.py names them).
-END, REST, KABSCH2, KABSCH3, TWO_BONE, HINGE, SWING = range(7)
+END, REST, KABSCH2, KABSCH3, TWO_BONE, HINGE, SWING, ANCHORED = range(8)
 PARALLEL_MIN = 256
 _STRAIGHT_SIN = 1e-4
 _LIMIT_WEIGHT = 4.0
@@ -150,12 +150,14 @@ def _kabsch_svd(M, out):
 
 @_jit
 def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
-          tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet):  # fmt: skip
+          tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet, hint, hinted):  # fmt: skip
     J = parents.shape[0]
     L, Gp, T1, T2 = M3[0], M3[1], M3[2], M3[3]
     d, v, u = V3[0], V3[1], V3[2]
     for j in range(J):
         gdet[j] = False  # global rotation determined in this frame
+        hinted[j] = False  # a hinge angle left by a two-bone parent for a missing middle joint
+    for j in range(J):
         p = parents[j]
         if p >= 0:
             Gp[:, :] = G[n, p]
@@ -252,6 +254,41 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
                     v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
                     u[a] = trest[first, a]
                 _shortest_arc(u, v, L)
+        elif s == ANCHORED:
+            # the first target (a child with a bone of its own) exactly, then the twist about it that best
+            # fits the points reached through zero-length children (which then take what is left)
+            k = tidx[t0]
+            if valid[n, j] and valid[n, k]:
+                for a in range(3):
+                    d[a] = x[n, k, a] - x[n, j, a]
+                for a in range(3):
+                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+                    u[a] = trest[t0, a]
+                nv = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+                if nv > 0:
+                    _shortest_arc(u, v, T1)
+                    nx, ny, nz = v[0] / nv, v[1] / nv, v[2] / nv
+                    ss = cc = 0.0
+                    for t in range(t0 + 1, t1):
+                        k = tidx[t]
+                        if not valid[n, k]:
+                            continue
+                        r0, r1, r2 = trest[t, 0], trest[t, 1], trest[t, 2]
+                        px = T1[0, 0] * r0 + T1[0, 1] * r1 + T1[0, 2] * r2
+                        py = T1[1, 0] * r0 + T1[1, 1] * r1 + T1[1, 2] * r2
+                        pz = T1[2, 0] * r0 + T1[2, 1] * r1 + T1[2, 2] * r2
+                        for a in range(3):
+                            d[a] = x[n, k, a] - x[n, j, a]
+                        qx = Gp[0, 0] * d[0] + Gp[1, 0] * d[1] + Gp[2, 0] * d[2]
+                        qy = Gp[0, 1] * d[0] + Gp[1, 1] * d[1] + Gp[2, 1] * d[2]
+                        qz = Gp[0, 2] * d[0] + Gp[1, 2] * d[1] + Gp[2, 2] * d[2]
+                        pn, qn = px * nx + py * ny + pz * nz, qx * nx + qy * ny + qz * nz
+                        px, py, pz = px - pn * nx, py - pn * ny, pz - pn * nz
+                        qx, qy, qz = qx - qn * nx, qy - qn * ny, qz - qn * nz
+                        ss += (py * qz - pz * qy) * nx + (pz * qx - px * qz) * ny + (px * qy - py * qx) * nz
+                        cc += px * qx + py * qy + pz * qz
+                    _rotvec(nx, ny, nz, math.atan2(ss, cc), T2)
+                    _matmul(T2, T1, L)
         elif s == SWING:
             k = tidx[t0]
             if valid[n, j] and valid[n, k]:
@@ -287,6 +324,8 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
                     vx, vy, vz = v[0] - va * ax, v[1] - va * ay, v[2] - va * az
                     ss += (uy * vz - uz * vy) * ax + (uz * vx - ux * vz) * ay + (ux * vy - uy * vx) * az
                     cc += ux * vx + uy * vy + uz * vz
+            if nvalid == 0 and hinted[j]:
+                _rotvec(ax, ay, az, hint[j], L)
             if nvalid > 0:
                 theta = math.atan2(ss, cc)
                 lo, hi = limits[j, 0], limits[j, 1]
@@ -310,6 +349,9 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
                     v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
                     u[a] = trest[t0, a]
                 _shortest_arc(u, v, L)
+            elif valid[n, j] and valid[n, g]:  # the middle joint is missing: bend it to the observed reach
+                hint[c] = _two_bone_reach(n, j, c, g, x, Gp, trest, tptr, axes, limits, L, T1, d, v, u)
+                hinted[c] = True
         elif s == REST:
             if use_free:
                 _quat_to_mat(free[n, j, 0], free[n, j, 1], free[n, j, 2], free[n, j, 3], L)
@@ -387,6 +429,46 @@ def _two_bone(n, j, c, g, x, Gp, trest, tptr, axes, limits, clamp, L, T1, T2, d1
 
 
 @_jit
+def _two_bone_reach(n, j, c, g, x, Gp, trest, tptr, axes, limits, L, T, d, v, u):
+    """Ball joint j of a two-bone limb whose middle joint c is missing: the hinge angle that gives the
+    observed distance from j to g (inside the limits when one is), then the shortest arc taking the bent
+    limb's rest vector onto the observed one (the twist about it is unknown). Writes L; returns the angle."""
+    o_c = trest[tptr[j]]
+    o_g = trest[tptr[c]]
+    for a in range(3):
+        d[a] = x[n, g, a] - x[n, j, a]
+    for a in range(3):
+        v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+    dist2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+    ax, ay, az = axes[c, 0], axes[c, 1], axes[c, 2]
+    ag = ax * o_g[0] + ay * o_g[1] + az * o_g[2]
+    A = o_c[0] * ax * ag + o_c[1] * ay * ag + o_c[2] * az * ag
+    B = o_c[0] * (o_g[0] - ax * ag) + o_c[1] * (o_g[1] - ay * ag) + o_c[2] * (o_g[2] - az * ag)
+    C = (o_c[0] * (ay * o_g[2] - az * o_g[1]) + o_c[1] * (az * o_g[0] - ax * o_g[2])
+         + o_c[2] * (ax * o_g[1] - ay * o_g[0]))  # fmt: skip
+    noc2 = o_c[0] ** 2 + o_c[1] ** 2 + o_c[2] ** 2
+    nog2 = o_g[0] ** 2 + o_g[1] ** 2 + o_g[2] ** 2
+    R0 = math.sqrt(B * B + C * C)
+    target = (0.5 * (dist2 - noc2 - nog2) - A) / R0
+    delta = math.acos(min(1.0, max(-1.0, target)))
+    alpha = math.atan2(C, B)
+    lo, hi = limits[c, 0], limits[c, 1]
+    theta = (alpha + delta + math.pi) % (2 * math.pi) - math.pi
+    other = (alpha - delta + math.pi) % (2 * math.pi) - math.pi
+    if (lo == lo and theta < lo) or (hi == hi and theta > hi):
+        theta = other
+    if lo == lo and theta < lo:
+        theta = lo
+    if hi == hi and theta > hi:
+        theta = hi
+    _rotvec(ax, ay, az, theta, T)
+    for a in range(3):
+        u[a] = o_c[a] + T[a, 0] * o_g[0] + T[a, 1] * o_g[1] + T[a, 2] * o_g[2]
+    _shortest_arc(u, v, L)
+    return theta
+
+
+@_jit
 def _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, out, T, u2):
     """The rotation taking o_c exactly onto d1 and then twisting about d1 so that the second bone at rest,
     bent by theta about the hinge axis, best matches d2."""
@@ -423,9 +505,10 @@ def _solve_serial(x, valid, twist, free, use_free, clamp, parents, solver, tptr,
                   tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight):  # fmt: skip
     M3, V3 = np.empty((5, 3, 3), x.dtype), np.empty((3, 3), x.dtype)
     q, gdet = np.empty(4, x.dtype), np.zeros(parents.shape[0], np.bool_)
+    hint, hinted = np.zeros(parents.shape[0], x.dtype), np.zeros(parents.shape[0], np.bool_)
     for n in range(x.shape[0]):
         _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
-              tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet)  # fmt: skip
+              tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet, hint, hinted)  # fmt: skip
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
@@ -436,9 +519,10 @@ def _solve_parallel(x, valid, twist, free, use_free, clamp, parents, solver, tpt
     for c in numba.prange(chunks):
         M3, V3 = np.empty((5, 3, 3), x.dtype), np.empty((3, 3), x.dtype)
         q, gdet = np.empty(4, x.dtype), np.zeros(parents.shape[0], np.bool_)
+        hint, hinted = np.zeros(parents.shape[0], x.dtype), np.zeros(parents.shape[0], np.bool_)
         for n in range(c * size, min(N, (c + 1) * size)):
             _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
-                  tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet)  # fmt: skip
+                  tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet, hint, hinted)  # fmt: skip
 
 
 def solve(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import roma
 import torch
 
@@ -139,6 +140,7 @@ def fit_skeleton(
     weights: torch.Tensor | None = None,
     prior: PosePrior | None = None,
     noise_std: torch.Tensor | float | None = None,
+    respect_limits: bool = True,
 ) -> IKResult:
     """Fit the skeleton's rotations and root position to (noisy) joint positions.
 
@@ -152,6 +154,11 @@ def fit_skeleton(
             ``|FK - x|^2 / noise^2 + |(rotvec - mean) / std|^2`` instead of the likelihood alone.
         noise_std: joint noise standard deviation (metres) weighing the prior: a float or (...,) per
             frame; default :func:`estimate_noise_std` (zero, so no prior, for exactly consistent joints).
+        respect_limits: keep hinge angles inside the skeleton's limits (projected steps; default).
+
+    Joints holding NaN are missing: they get weight 0 and the fit uses the others. Fit a subject whose
+    proportions differ from the template with its own skeleton (:func:`kinepose.kinematics.calibration.
+    calibrate_skeleton`): the fit, the noise estimate and the prior all use the skeleton's bone lengths.
 
     Returns:
         An :class:`IKResult` with the fitted ``local_quat``, ``root_pos`` and ``global_rotmat``;
@@ -159,8 +166,9 @@ def fit_skeleton(
     """
     joints = as_tensor(joints, "joints")
     check_joints(joints, "joints", skeleton.num_joints, skeleton.name)
-    check_finite(joints, "joints")
-    init = init if init is not None else analytic_ik(skeleton, joints)
+    if bool(torch.isinf(joints).any()):
+        check_finite(joints, "joints")
+    init = init if init is not None else analytic_ik(skeleton, joints, respect_limits=respect_limits)
     batch, J = joints.shape[:-2], skeleton.num_joints
     x = joints.reshape(-1, J, 3)
     N, dtype = x.shape[0], x.dtype
@@ -168,6 +176,10 @@ def fit_skeleton(
     if weights is not None and weights.shape != joints.shape[:-1]:
         raise ShapeError(f"weights: expected shape {tuple(joints.shape[:-1])}, got {tuple(weights.shape)}")
     w = torch.ones(N, J, dtype=dtype, device=dev) if weights is None else weights.reshape(-1, J).to(dtype)
+    present = ~torch.isnan(x).any(-1)  # NaN joints are missing: weight 0, and the fit uses the rest
+    if not bool(present.all()):
+        w = w * present.to(dtype)
+        x = torch.where(present[..., None], x, torch.zeros_like(x))
     sw = w.sqrt()[..., None].expand(N, J, 3).reshape(N, J * 3)
     L = quat_to_matrix(init.local_quat.reshape(-1, J, 4).to(dtype))
     root = init.root_pos.reshape(-1, 3).to(dtype)
@@ -177,12 +189,24 @@ def fit_skeleton(
 
     desc = _descendants(skeleton).to(dev)  # (J, J): k is j or below j
 
+    limits = torch.as_tensor(np.array(skeleton.limits), dtype=dtype, device=dev)
+
     def apply(L0: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """(N, J, 3, 3) local rotations moved by (N, P) parameters (right-multiplied increments)."""
+        """(N, J, 3, 3) local rotations moved by (N, P) parameters (right-multiplied increments); hinge
+        angles are kept inside the skeleton's limits (a projected step)."""
         mats = list(L0.unbind(1))
         for j, kind, k in layout:
-            v = p[:, k : k + 3] if kind == "ball" else axes[j] * p[:, k : k + 1]
-            mats[j] = L0[:, j] @ roma.rotvec_to_rotmat(v)
+            if kind == "ball":
+                mats[j] = L0[:, j] @ roma.rotvec_to_rotmat(p[:, k : k + 3])
+            else:
+                a = axes[j]
+                angle = roma.rotmat_to_rotvec(L0[:, j]) @ a + p[:, k]  # the hinge's angle after the step
+                lo, hi = limits[j]
+                if respect_limits and not bool(torch.isnan(lo)):
+                    angle = torch.maximum(angle, lo)
+                if respect_limits and not bool(torch.isnan(hi)):
+                    angle = torch.minimum(angle, hi)
+                mats[j] = roma.rotvec_to_rotmat(angle[:, None] * a)
         return torch.stack(mats, 1)
 
     pj = [j for j, _, _ in layout]  # joints with parameters, in parameter order

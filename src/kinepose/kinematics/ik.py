@@ -69,11 +69,11 @@ __all__ = [
     "observable_mask", "zero_length_joints",
 ]  # fmt: skip
 
-SOLVERS = ("kabsch", "two_bone", "hinge", "swing", "rest", "end")
+SOLVERS = ("kabsch", "two_bone", "hinge", "anchored", "swing", "rest", "end")
 OBSERVABLE_SOLVERS = ("kabsch", "two_bone", "hinge")
 _EPS = 1e-9  # metres: a bone shorter than this has zero length
 _CODE_NAME = {K.END: "end", K.REST: "rest", K.KABSCH2: "kabsch", K.KABSCH3: "kabsch", K.TWO_BONE: "two_bone",
-              K.HINGE: "hinge", K.SWING: "swing"}  # fmt: skip
+              K.HINGE: "hinge", K.SWING: "swing", K.ANCHORED: "anchored"}  # fmt: skip
 
 
 @dataclass
@@ -224,7 +224,15 @@ def _rank(vectors: np.ndarray) -> int:
 @cache
 def _compile(skeleton: Skeleton, moving: frozenset[int] = frozenset()) -> IKPlan:
     J = skeleton.num_joints
-    targets = [ik_targets(skeleton, j, moving) for j in range(J)]
+    targets = []
+    for j in range(J):
+        tg = ik_targets(skeleton, j, moving)
+        direct = [(k, r) for k, r in tg if skeleton.parents[k] == j]
+        if len(direct) < len(tg) and _rank(np.array([r for _, r in direct]).reshape(-1, 3)) >= 2:
+            tg = direct  # children with bones of their own fix the joint: zero-length children take the rest
+        elif direct and len(direct) < len(tg):
+            tg = direct[:1] + [t for t in tg if t[0] != direct[0][0]]  # anchored: that child first
+        targets.append(tg)
     solver = np.zeros(J, np.int64)
     basis = np.zeros((J, 3, 3))
     tb_child = np.full(J, -1, np.int64)
@@ -240,6 +248,8 @@ def _compile(skeleton: Skeleton, moving: frozenset[int] = frozenset()) -> IKPlan
             a = skeleton.hinge_axes[j]
             in_plane = rest - np.outer(rest @ a, a)
             solver[j] = K.HINGE if np.linalg.norm(in_plane, axis=-1).max() > _EPS else K.REST
+        elif skeleton.parents[tg[0][0]] == j and any(skeleton.parents[k] != j for k, _ in tg):
+            solver[j] = K.ANCHORED if _rank(rest) >= 2 else K.SWING
         elif (rank := _rank(rest)) >= 2:
             solver[j] = K.KABSCH3 if rank == 3 else K.KABSCH2
             if rank == 2:

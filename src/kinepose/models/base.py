@@ -72,11 +72,31 @@ class PoseModel(nn.Module):
         if window < 1:
             raise KineposeError(f"window must be >= 1, got {window}")
         self.skeleton = skeleton
+        self.subject: Skeleton | None = None  # the input's own proportions (see geometry_skeleton); not saved
         self.window = int(window)
         self.causal = bool(causal)
         J = skeleton.num_joints
         self.register_buffer("mean", torch.zeros(J, 3))
         self.register_buffer("std", torch.ones(J, 3))
+
+    @property
+    def geometry_skeleton(self) -> Skeleton:
+        """The skeleton whose bone lengths the model's geometry (fit, noise estimate, FK) uses: the subject's
+        calibrated copy of :attr:`skeleton` when one is set (:func:`kinepose.inference.predict_clip` sets it
+        from the clip), else the template itself."""
+        return self.subject if self.subject is not None else self.skeleton
+
+    def set_subject(self, subject: Skeleton | None) -> None:
+        """Use ``subject`` (the template with other rest offsets) in the geometry; ``None`` goes back to the
+        template. Raises if its joints, parents or kinds differ from the template's."""
+        if subject is not None:
+            sk = self.skeleton
+            if (subject.joint_names, subject.parents, subject.kinds) != (sk.joint_names, sk.parents, sk.kinds):
+                raise KineposeError(
+                    f"subject skeleton '{subject.name}' does not have the joints, parents and kinds of the model's "
+                    f"skeleton '{sk.name}'"
+                )
+        self.subject = subject
 
     @property
     def num_joints(self) -> int:

@@ -155,14 +155,17 @@ class HybridIK(PoseModel):
         vis = joints.new_ones(B, T, J) if visibility is None else visibility.to(x.dtype)
         parents = torch.tensor([max(p, 0) for p in self.skeleton.parents], device=joints.device)
         lengths = (joints - joints[..., parents, :]).norm(dim=-1)  # (B, T, J), 0 for the root
-        dev = 10.0 * (lengths / self.rest_lengths - 1.0) * vis * vis[..., parents]
+        rest = self.rest_lengths
+        if self.subject is not None:  # deviations from the subject's own lengths, not the template's
+            rest = torch.tensor(self.subject.bone_lengths(), dtype=rest.dtype, device=rest.device).clamp_min(1e-3)
+        dev = 10.0 * (lengths / rest - 1.0) * vis * vis[..., parents]
         dev[..., 0] = 0.0
         return torch.cat([x.reshape(B, T, J * 3), vis, dev], dim=-1)
 
     def noise_gate(self, target: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, J, 3) joints -> (B,) gate in [0, 1) from the RMS deviation of bone lengths from the skeleton's."""
         vis = None if visibility is None else visibility[:, self.target_index]
-        s = bone_length_deviation(self.skeleton, target, vis)
+        s = bone_length_deviation(self.geometry_skeleton, target, vis)
         return s / (s + self.noise_scale)
 
     def fill_hidden(self, joints: torch.Tensor, visibility: torch.Tensor) -> torch.Tensor:
@@ -170,7 +173,7 @@ class HybridIK(PoseModel):
         the geometry sees no zero-length bone; the fit then gives them no weight."""
         vis = visibility > 0
         out = list(joints.unbind(1))
-        off = self.skeleton.offsets_tensor(joints.dtype, joints.device)
+        off = self.geometry_skeleton.offsets_tensor(joints.dtype, joints.device)
         for j, p in enumerate(self.skeleton.parents):
             if p >= 0:
                 out[j] = torch.where(vis[:, j, None], out[j], out[p] + off[j])
@@ -207,7 +210,7 @@ class HybridIK(PoseModel):
                 B, W, J = joints.shape[:3]
                 if self.denoiser_kind == "wiener":
                     vis = None if visibility is None else visibility.flatten(0, 1)
-                    level = bone_length_deviation(self.skeleton, joints.flatten(0, 1), vis).reshape(B, W).mean(1)
+                    level = bone_length_deviation(self.geometry_skeleton, joints.flatten(0, 1), vis).reshape(B, W).mean(1)
                     w = self.denoise_head(level[:, None] / 0.01).reshape(B, 1, W).expand(B, J, W)
                 else:
                     w = self.denoise_head(h).reshape(B, -1, W).expand(B, J, W)  # (B, J, W)
@@ -224,7 +227,7 @@ class HybridIK(PoseModel):
         if weights is not None:
             denoised = self.fill_hidden(denoised, weights)
         with torch.no_grad():
-            geo = fit_skeleton(self.skeleton, denoised.detach().double(), iterations=self.fit_iterations,
+            geo = fit_skeleton(self.geometry_skeleton, denoised.detach().double(), iterations=self.fit_iterations,
                                weights=None if weights is None else weights.double(),
                                prior=self.pose_prior)  # fmt: skip
         base = quat_to_matrix(geo.local_quat.to(joints.dtype))  # (B, J, 3, 3)
