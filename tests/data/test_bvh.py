@@ -326,6 +326,81 @@ def test_boxing_toes_frame_count_off_by_one(tmp_path):
     assert (read_bvh(tmp_path / "box.bvh").positions() - clip.positions()).abs().max() < 1e-6
 
 
+# ----------------------------------------------------------------------------------------------- rig fixtures
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")
+MIXAMO = os.path.join(FIXTURES, "mixamo_rig.bvh")
+MOCAPBANK = os.path.join(FIXTURES, "mocapbank_rig.bvh")
+
+
+def test_mixamo_fixture_is_what_it_claims():
+    bvh = read_bvh(MIXAMO)
+    joints = [n for n, e in zip(bvh.joint_names, bvh.end_site, strict=True) if not e]
+    assert len(joints) == 65 and sum(bvh.end_site) == 13 and all(n.startswith("mixamorig:") for n in joints)
+    assert {"mixamorig:LeftHandPinky4", "mixamorig:RightHandThumb1", "mixamorig:HeadTop_End"} <= set(joints)
+    six = ["Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation"]
+    assert all(c == six for c, e in zip(bvh.channels, bvh.end_site, strict=True) if not e)
+    assert bvh.channel_layout() == ("ZXY", 6)
+    assert bvh.num_frames == 100 and bvh.fps == 30.0 and os.path.getsize(MIXAMO) < 300_000
+    _check_plausible(bvh)
+
+
+def test_mocapbank_fixture_is_what_it_claims():
+    bvh = read_bvh(MOCAPBANK)
+    assert bvh.channels[0] == ["Xposition", "Yposition", "Zposition", "Yrotation", "Xrotation", "Zrotation"]
+    assert bvh.channel_layout() == ("YXZ", 3)
+    zero = [bvh.joint_names[j] for j in range(1, bvh.num_joints) if not bvh.offsets[j].any()]
+    assert zero == ["Spine", "LeftHandIndex", "RightHandIndex"]  # zero-length bones
+    names = bvh.joint_names
+    assert names[bvh.parents[names.index("LeftShoulder")]] == "Neck"  # another tree than Mixamo's
+    assert bvh.num_frames == 100 and os.path.getsize(MOCAPBANK) < 300_000
+    _check_plausible(bvh)
+
+
+def _check_plausible(bvh: BVH) -> None:
+    """A person in centimetres moving smoothly: 1.5 to 2 m tall, no joint faster than 6 m/s between frames."""
+    x = bvh.positions(CM_TO_M).numpy()  # (T, J, 3) metres
+    height = x[0, :, 1].max() - x[0, :, 1].min()
+    assert 1.5 < height < 2.0, height
+    speed = np.linalg.norm(np.diff(x, axis=0), axis=-1).max() * bvh.fps
+    assert 0.5 < speed < 6.0, speed  # it moves, and smoothly
+    assert np.isfinite(x).all()
+
+
+@pytest.mark.skipif(not os.path.exists(CMU), reason=NO_ASSIMP)
+def test_channel_layout_of_real_files_and_mixed_orders():
+    assert read_bvh(CMU).channel_layout() == ("ZYX", 3)
+    bvh = BVH(["a", "b"], [-1, 0], np.zeros((2, 3)), [["Xrotation", "Yrotation", "Zrotation"],
+              ["Zrotation", "Xrotation", "Yrotation"]], [False, False], 0.1, np.zeros((1, 6)))  # fmt: skip
+    assert bvh.rotation_orders() == ["XYZ", "ZXY"] and bvh.channel_layout() == ("ZXY", 3)
+
+
+@pytest.mark.parametrize("path", [MIXAMO, MOCAPBANK])
+def test_rigs_written_in_their_own_layout_read_back(tmp_path, path):
+    """A rig's motion written with its own rotation order, channels and unit keeps names, tree, offsets, positions."""
+    bvh = read_bvh(path)
+    m = bvh.to_motion(scale=CM_TO_M)
+    order, channels = bvh.channel_layout()
+    write_motion_bvh(tmp_path / "out.bvh", m, rotation_order=order, channels_per_joint=channels, scale=100)
+    back = read_bvh(tmp_path / "out.bvh")
+    assert back.joint_names == bvh.joint_names and back.parents == bvh.parents
+    assert np.allclose(back.offsets, bvh.offsets, rtol=0, atol=1e-9)
+    assert back.channels == bvh.channels
+    assert (back.positions(CM_TO_M) - bvh.positions(CM_TO_M)).abs().max() < 1e-6
+
+
+def test_read_bvh_skeleton_is_silent_about_the_motion(tmp_path):
+    from kinepose.data.formats.bvh import read_bvh_skeleton
+
+    path = _write(tmp_path, _VALID.replace("Frames: 2", "Frames: 3"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sk = read_bvh_skeleton(path, 0.5)
+    assert sk.joint_names == ("hips", "spine", "spine_end") and sk.offsets[1].tolist() == [0.0, 0.5, 0.0]
+    with pytest.raises(FileFormatError, match="cannot read"):
+        read_bvh_skeleton(tmp_path / "missing.bvh")
+
+
 # ----------------------------------------------------------------------------------------------- malformed
 
 # A valid file; each case replaces one line (1-based) and names the line the error must point at.

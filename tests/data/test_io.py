@@ -275,6 +275,26 @@ def test_output_bvh(tmp_path, sk, pose):
     np.testing.assert_allclose(load_joints(p, sk).joints, pos, atol=1e-6)
 
 
+def test_output_bvh_options_choose_units_order_and_channels(tmp_path, sk, pose):
+    """``bvh_options`` lay the file out as asked: centimetres (offsets x 100, checked on the knee by hand), YXZ
+    rotation channels, 6 channels per joint; positions read back within 1e-6 m."""
+    q, root, pos = pose
+    p = tmp_path / "r.bvh"
+    save_rotations(p, sk, q, root, fps=25.0,
+                   bvh_options={"rotation_order": "YXZ", "scale": 100.0, "channels_per_joint": 6})  # fmt: skip
+    bvh = read_bvh(p)
+    knee = bvh.joint_names.index("right_knee")
+    np.testing.assert_allclose(bvh.offsets[knee], 100 * sk.offsets[sk.index("right_knee")], atol=1e-9)
+    assert bvh.channels[knee] == ["Xposition", "Yposition", "Zposition", "Yrotation", "Xrotation", "Zrotation"]
+    assert bvh.channel_layout() == ("YXZ", 6)
+    np.testing.assert_allclose(load_joints(p, sk, scale=0.01).joints, pos, atol=1e-6)
+    with pytest.raises(KineposeError, match=r"bvh_options: unknown key\(s\) \['units'\]"):
+        save_rotations(tmp_path / "x.bvh", sk, q, root, bvh_options={"units": "cm"})
+    with pytest.raises(KineposeError, match="rotation_order"):
+        save_rotations(tmp_path / "x.bvh", sk, q, root, bvh_options={"rotation_order": "XYX"})
+    assert not (tmp_path / "x.bvh").exists()
+
+
 def test_output_validation(tmp_path, sk, pose):
     q, root, pos = pose
     p = tmp_path / "v.npz"

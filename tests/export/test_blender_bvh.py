@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 import torch
 
-from kinepose.data.formats.bvh import write_bvh, write_motion_bvh
+from kinepose.cli import main
+from kinepose.data.formats.bvh import CM_TO_M, CMU_TO_M, read_bvh, write_bvh, write_motion_bvh
 from kinepose.data.sources.deepmimic import load_deepmimic
 from kinepose.geometry import random_quat
 from kinepose.kinematics import forward_kinematics, project_to_joint_kinds
@@ -31,6 +32,8 @@ from kinepose.skeleton import Skeleton, get_skeleton
 
 BLENDER = shutil.which("blender")
 SCRIPT = Path(__file__).parent / "blender" / "import_bvh.py"
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+CMU = "/usr/share/assimp/models/BVH/01_01.bvh"
 TOL_M = 1e-3  # Blender stores poses and armatures in float32; measured errors are ~1e-6 m
 
 pytestmark = pytest.mark.skipif(BLENDER is None, reason="Blender not installed: apt-get install blender")
@@ -126,3 +129,37 @@ def test_random_poses_match_blender(tmp_path, skeleton, order):
     write_bvh(bvh, sk, q, root_pos, 30.0, rotation_order=order)
     data = _blender_import(bvh, tmp_path / f"{skeleton}.json")
     _compare(skeleton, sk, forward_kinematics(sk, q, root_pos).positions.double().numpy(), data, order)
+
+
+def _scaled(data: dict, scale: float) -> dict:
+    """Blender's positions of a file in other units than metres (the importer's ``global_scale`` is 1), in metres."""
+    out = dict(data)
+    for key in ("heads", "tails"):
+        out[key] = {b: (np.asarray(v, dtype=np.float64) * scale).tolist() for b, v in data[key].items()}
+    return out
+
+
+@pytest.mark.parametrize("rig", ["cmu", "mixamo", "mocapbank"])
+def test_ik_output_of_bvh_rigs_imports_in_blender(tmp_path, rig):
+    """``kinepose ik --model analytic`` on a BVH rig (CMU 01_01's first 120 frames in its 1/0.45-inch unit, the Mixamo
+    and MocapBank fixtures in centimetres): Blender imports the output with the input's bones (names, parents, Euler
+    order) and poses them where our reader puts them; and those positions are the input's."""
+    if rig == "cmu":
+        if not os.path.exists(CMU):
+            pytest.skip("Debian package assimp-testmodels not installed")
+        lines = Path(CMU).read_text().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.lower().startswith("frames:"))
+        path = tmp_path / "01_01_head.bvh"
+        path.write_text("\n".join([*lines[:at], "Frames: 120", *lines[at + 1 : at + 2 + 120]]) + "\n")
+        scale = CMU_TO_M
+    else:
+        path, scale = FIXTURES / f"{rig}_rig.bvh", CM_TO_M
+    out = tmp_path / "out.bvh"
+    assert main(["ik", "--model", "analytic", "--input", str(path), "--scale", str(scale), "--output", str(out)]) == 0
+    written, source = read_bvh(out), read_bvh(path)
+    assert written.joint_names == source.joint_names and written.parents == source.parents
+    order = source.channel_layout()[0]
+    data = _blender_import(out, tmp_path / "out.json")
+    _compare(rig, written.skeleton(scale), written.positions(scale).numpy(), _scaled(data, scale), order)
+    err = float((written.positions(scale) - source.positions(scale)).norm(dim=-1).max())
+    assert err < 1e-6, f"{rig}: the output's positions are {err:.3g} m from the input's"

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from kinepose.cli.files import _cmd_export, _cmd_ik, frame_rate, positive_float
-from kinepose.cli.info import _cmd_clip, _cmd_info, _cmd_skeleton
+from kinepose.cli.info import _cmd_clip, _cmd_info
+from kinepose.cli.skeletons import SKELETON_HELP, add_skeleton_command
 from kinepose.cli.train import _cmd_evaluate, _cmd_train
 
 EPILOG = """\
@@ -21,6 +22,7 @@ examples:
   kinepose report runs/humanoid_hybrid                     one HTML page: config, metrics, curves, skeletons
   kinepose view rotations.npz joints.npz --open            3D viewer in the browser, prediction vs truth
   kinepose info                                            skeletons and bundled motion clips
+  kinepose skeleton humanoid --output humanoid.yaml        a preset as an editable skeleton file
   kinepose clip kick --noise-mm 10 --output kick.npz       a bundled clip's joints as a file
 
 file formats (kinepose ik):
@@ -36,6 +38,10 @@ file formats (kinepose ik):
 file formats (kinepose view): any output above with its `joints` or rotations (.npz/.json), a .bvh, or joint
   positions (.npz/.npy/.csv, with --skeleton); a second file is drawn as the ground truth (joint positions
   there need no --skeleton: they are drawn on the first file's tree, matched by joint name).
+
+skeletons (--skeleton, kinepose skeleton): a preset (humanoid, hand21, h36m17, head) or a file: .yaml/.yml/.json
+  skeleton files (docs/skeleton_files.md), a .bvh file's HIERARCHY (lengths times --scale), a .urdf robot.
+  kinepose ik --model analytic on a .bvh input solves on the file's own skeleton unless --skeleton says otherwise.
 
 Units: metres and radians in files; millimetres and degrees in printed tables. Quaternions are (w, x, y, z).
 """
@@ -68,11 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", required=True, help="joints file (.npz or .csv)")
     p.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian noise per coordinate, mm (default 0)")
     p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--skeleton", default=None,
+                   help=f"replay the clip on this skeleton (rotations by joint name, its bone lengths): "
+                        f"{SKELETON_HELP}")  # fmt: skip
     p.set_defaults(func=_cmd_clip)
 
-    p = sub.add_parser("skeleton", help="describe a skeleton preset", epilog="example: kinepose skeleton hand21")
-    p.add_argument("name", help="humanoid, hand21, h36m17 or head")
-    p.set_defaults(func=_cmd_skeleton)
+    add_skeleton_command(sub)
 
     p = sub.add_parser(
         "train",
@@ -114,20 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--json", default=None, help="write the metrics here (default for runs: RUN/evaluate_noise<N>mm.json)"
     )
+    p.add_argument("--skeleton", default=None,
+                   help=f"analytic: replay the clips on this skeleton (rotations by joint name) and solve on it; "
+                        f"{SKELETON_HELP}")  # fmt: skip
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser(
         "ik",
         help="joint positions in a file -> joint rotations in a file",
         description="Solve joint rotations for every frame of a joints file with a trained model or the "
-        "analytic solver. Input: .npz/.npy/.csv/.bvh; output: .npz/.bvh/.csv/.json (see kinepose --help).",
-        epilog="example: kinepose ik --model runs/humanoid_hybrid --input walk.npz --output walk.bvh",
+        "analytic solver. Input: .npz/.npy/.csv/.bvh; output: .npz/.bvh/.csv/.json (see kinepose --help).\n\n"
+        "--model analytic solves on --skeleton; a .bvh input's default is its own HIERARCHY (lengths times --scale),\n"
+        "and a .bvh output of it keeps the input's joint names, hierarchy, offsets, units, rotation order and\n"
+        "channels. Other inputs default to the humanoid.",
+        epilog="examples: kinepose ik --model runs/humanoid_hybrid --input walk.npz --output walk.bvh\n"
+        "          kinepose ik --model analytic --input 01_01.bvh --scale 0.05644 --output 01_01_ik.bvh\n"
+        "          kinepose ik --model analytic --input joints.csv --skeleton my_rig.yaml --output rot.npz",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", required=True, help="'analytic', a run folder, model.pt or .ckpt")
     p.add_argument("--input", required=True, help="joints file (.npz, .npy, .csv, .bvh)")
     p.add_argument("--output", required=True, help="rotations file (.npz, .bvh, .csv, .json)")
-    p.add_argument("--skeleton", default="humanoid", help="skeleton for --model analytic (default humanoid)")
-    p.add_argument("--scale", type=positive_float, default=1.0, help="multiply input positions (e.g. 0.01 for cm)")
+    p.add_argument("--skeleton", default=None,
+                   help=f"for --model analytic: {SKELETON_HELP} (default: a .bvh input's own, else "
+                        f"humanoid)")  # fmt: skip
+    p.add_argument("--scale", type=positive_float, default=1.0,
+                   help="multiply input positions, and a .bvh skeleton's lengths (e.g. 0.01 for cm)")  # fmt: skip
     # --fps 0, < 0, nan or inf is an error naming --fps, never silently 30
     p.add_argument("--fps", type=frame_rate, default=None, help="frame rate when the input has none (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

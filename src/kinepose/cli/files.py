@@ -67,22 +67,29 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     import torch
 
     from kinepose._progress import progress_enabled
+    from kinepose.cli.skeletons import check_model_skeleton, resolve_skeleton
+    from kinepose.data.formats.bvh import read_bvh_skeleton
     from kinepose.data.formats.io import load_joints, save_rotations
     from kinepose.kinematics.fk import forward_kinematics
     from kinepose.kinematics.ik import analytic_ik, observable_mask
-    from kinepose.skeleton.presets import get_skeleton
 
     if same_file(args.output, args.input):  # checked first: nothing is loaded or written
         raise ValueError(f"--output: {args.output} is the input file; write the rotations to another file")
     check_output("--output", args.output, (None if args.model == "analytic" else args.model,))
+    bvh_in = args.input.lower().endswith(".bvh")
+    own = False  # solving on the input file's own skeleton (a .bvh's HIERARCHY)
     if args.model == "analytic":
-        skeleton = get_skeleton(args.skeleton)
+        if args.skeleton is None and bvh_in:
+            skeleton, own = read_bvh_skeleton(args.input, args.scale), True
+        else:
+            skeleton = resolve_skeleton(args.skeleton or "humanoid", bvh_scale=args.scale)
         model = None
     else:
         from kinepose.models.files import load_model
 
         model = load_model(args.model)
         skeleton = model.skeleton
+        check_model_skeleton(args.skeleton, skeleton)
     data = load_joints(args.input, skeleton=skeleton, scale=args.scale)
     joints = torch.as_tensor(data.joints)
     fps = args.fps if args.fps is not None else (data.fps or 30.0)
@@ -95,10 +102,19 @@ def _cmd_ik(args: argparse.Namespace) -> int:
         quat, root = predict_clip(model, joints.float(), progress=progress_enabled(not args.quiet))
         quat, root = quat.double(), root.double()
     fk = forward_kinematics(skeleton, quat, root, check=False).positions
-    save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps,
-                   observable=observable_mask(skeleton), joints=fk.numpy())  # fmt: skip
+    bvh_options = None
+    if own and args.output.lower().endswith(".bvh"):  # the input's units, rotation order and channels
+        from kinepose.data.formats.bvh import read_bvh
+
+        order, channels = read_bvh(args.input).channel_layout()
+        bvh_options = {"rotation_order": order, "channels_per_joint": channels, "scale": 1.0 / args.scale}
+    save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps, observable=observable_mask(skeleton),
+                   joints=fk.numpy(), bvh_options=bvh_options)  # fmt: skip
     err = 1000 * float(np.linalg.norm(fk.numpy() - data.joints, axis=-1).mean())
-    print(f"{args.input}: {len(joints)} frames -> {args.output} (FK of the output is {err:.2f} mm from the input)")
+    whose = ", the input file's" if own else ""
+    on = f"skeleton '{skeleton.name}' ({skeleton.num_joints} joints{whose})"
+    print(f"{args.input}: {len(joints)} frames on {on} -> {args.output} (FK of the output is {err:.2f} mm from the "
+          f"input)")  # fmt: skip
     return 0
 
 

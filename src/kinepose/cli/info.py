@@ -1,4 +1,4 @@
-"""``kinepose info``, ``skeleton`` and ``clip``: what ships with kinepose."""
+"""``kinepose info`` and ``clip``: what ships with kinepose (``skeleton`` is in :mod:`kinepose.cli.skeletons`)."""
 
 from __future__ import annotations
 
@@ -25,20 +25,16 @@ def _cmd_clip(args: argparse.Namespace) -> int:
     from kinepose.cli.viz import noisy_clip
     from kinepose.data.formats.io import save_joints
 
-    m, _, joints = noisy_clip(args.name, args.noise_mm, args.seed)  # (T, J, 3)
+    if args.skeleton is not None:
+        from kinepose.cli.skeletons import resolve_skeleton
+
+        skeleton = resolve_skeleton(args.skeleton)  # before the clip is read: a bad file fails fast
+        m, _, joints = noisy_clip(args.name, args.noise_mm, args.seed, skeleton=skeleton)
+    else:
+        m, _, joints = noisy_clip(args.name, args.noise_mm, args.seed)  # (T, J, 3)
     save_joints(args.output, joints, m.skeleton.joint_names, fps=m.fps)
     noise = f", {args.noise_mm:g} mm Gaussian noise (seed {args.seed})" if args.noise_mm else ""
-    print(f"wrote {args.output}: {args.name}, {m.num_frames} frames, {len(m.skeleton.joint_names)} joints, "
+    on = f" on skeleton '{m.skeleton.name}'" if args.skeleton is not None else ""
+    print(f"wrote {args.output}: {args.name}{on}, {m.num_frames} frames, {len(m.skeleton.joint_names)} joints, "
           f"{m.fps:g} fps{noise}")  # fmt: skip
-    return 0
-
-
-def _cmd_skeleton(args: argparse.Namespace) -> int:
-    from kinepose.kinematics.ik import ik_plan
-    from kinepose.skeleton.presets import get_skeleton
-
-    sk = get_skeleton(args.name)
-    print(sk.describe())
-    plan = ik_plan(sk)
-    print("\nAnalytic IK solver per joint:", ", ".join(f"{n}={s}" for n, s in zip(sk.joint_names, plan, strict=True)))
     return 0

@@ -22,10 +22,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
         check_output("--json", args.json, (None if args.model == "analytic" else args.model,))
     if args.model == "analytic":
+        skeleton = get_skeleton("humanoid")
+        if args.skeleton is not None:  # before the clips are read: a bad file fails fast
+            from kinepose.cli.skeletons import resolve_skeleton
+
+            skeleton = resolve_skeleton(args.skeleton)
         clips = [c.strip() for c in (args.clips or ",".join(_default_eval_clips())).split(",") if c.strip()]
         motions = [load_deepmimic(c) for c in clips]
-        solver, name = analytic_solver(get_skeleton("humanoid")), "analytic IK"
         where = f"DeepMimic clips {', '.join(clips)}"
+        if args.skeleton is not None:
+            from kinepose.cli.skeletons import motion_on_skeleton
+
+            motions = [motion_on_skeleton(m, skeleton) for m in motions]
+            where += f" replayed on skeleton '{skeleton.name}'"
+        solver, name = analytic_solver(skeleton), "analytic IK"
     else:
         if not os.path.exists(args.model):
             raise ValueError(f"evaluate: {args.model!r} is neither 'analytic' nor an existing run folder or model file")
@@ -35,6 +45,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         from kinepose.models.files import load_model, model_config
 
         model = load_model(args.model)
+        if args.skeleton is not None:
+            from kinepose.cli.skeletons import check_model_skeleton
+
+            check_model_skeleton(args.skeleton, model.skeleton)
         cfg = _run_config(args.model, model_config(args.model))
         if args.clips:
             if model.skeleton.name != "humanoid":

@@ -10,8 +10,9 @@ import argparse
 import sys
 
 
-def noisy_clip(name: str, noise_mm: float, seed: int):
-    """A bundled DeepMimic clip, its true joints (T, J, 3) and the same plus Gaussian noise (mm, seeded)."""
+def noisy_clip(name: str, noise_mm: float, seed: int, skeleton=None):
+    """A bundled DeepMimic clip, its true joints (T, J, 3) and the same plus Gaussian noise (mm, seeded); with a
+    ``skeleton``, the clip replayed on it (:func:`kinepose.cli.skeletons.motion_on_skeleton`)."""
     import torch
 
     from kinepose.data.sources.deepmimic import load_deepmimic
@@ -20,6 +21,10 @@ def noisy_clip(name: str, noise_mm: float, seed: int):
     if noise_mm < 0:
         raise ValueError(f"--noise-mm must be >= 0, got {noise_mm}")
     motion = load_deepmimic(name)
+    if skeleton is not None:
+        from kinepose.cli.skeletons import motion_on_skeleton
+
+        motion = motion_on_skeleton(motion, skeleton)
     truth = motion.positions()
     return motion, truth, add_joint_noise(truth, noise_mm, torch.Generator().manual_seed(seed))
 
@@ -161,9 +166,14 @@ def _cmd_view(args: argparse.Namespace) -> int:
     for given in (args.file, args.truth):
         if given is not None and same_file(out, given):  # checked before anything is read or written
             raise ValueError(f"--output: {out} is the input file {given}; writing the page there would overwrite it")
+    skeleton = None
+    if args.skeleton is not None:  # in file units: the viewer multiplies positions by --scale after FK
+        from kinepose.cli.skeletons import resolve_skeleton
+
+        skeleton = resolve_skeleton(args.skeleton)
     with warnings.catch_warnings(record=True) as caught:  # trimmed clips, unknown fps: printed as notes
         warnings.simplefilter("always")
-        n = view_files(out, args.file, args.truth, scale=args.scale, skeleton=args.skeleton, title=args.title)
+        n = view_files(out, args.file, args.truth, scale=args.scale, skeleton=skeleton, title=args.title)
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)
     print(f"wrote {out} ({n} frames, {os.path.getsize(out) / 1024:.0f} KiB, self-contained: works offline)")
@@ -296,7 +306,8 @@ def add_viz_commands(sub: argparse._SubParsersAction) -> None:
         "positions .npz/.npy/.csv (give --skeleton; see kinepose --help).\n\n"
         "examples: kinepose view walk_rotations.npz walk_joints.npz --open\n"
         "          kinepose view /usr/share/assimp/models/BVH/01_01.bvh --scale 0.0564 --serve\n"
-        "          kinepose view joints.npy --skeleton h36m17 --output joints.html",
+        "          kinepose view joints.npy --skeleton h36m17 --output joints.html\n"
+        "          kinepose view rotations.npz --skeleton my_rig.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("file", help="motion to show (.npz, .json, .bvh, .npy, .csv)")
@@ -306,7 +317,9 @@ def add_viz_commands(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="HTML file (default: FILE's name + .view.html, e.g. kick.npz.view.html, current folder)",
     )
-    p.add_argument("--skeleton", default=None, help="skeleton preset for files without a tree (humanoid, hand21...)")
+    p.add_argument("--skeleton", default=None,
+                   help="skeleton for files without a tree: a preset (humanoid, hand21...) or a skeleton file "
+                        "(.yaml/.yml/.json, .bvh, .urdf), lengths in the files' units")  # fmt: skip
     p.add_argument("--scale", type=float, default=1.0, help="multiply positions to get metres (0.01 for cm)")
     p.add_argument("--title", default=None, help="page title (default: the file names)")
     g = p.add_mutually_exclusive_group()

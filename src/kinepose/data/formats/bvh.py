@@ -30,7 +30,6 @@ import dataclasses
 import os
 import re
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,8 @@ from kinepose.data.motion import Motion, check_motion_arrays
 from kinepose.errors import FileFormatError, KineposeError, ShapeError
 from kinepose.geometry.rotations import matrix_to_quat, quat_to_euler
 from kinepose.skeleton.core import Skeleton
+from kinepose.skeleton.files import detect_left_right, infer_lateral_axis
+from kinepose.skeleton.presets import register_skeleton_reader
 
 __all__ = [
     "BVH",
@@ -52,6 +53,7 @@ __all__ = [
     "BVHWarning",
     "detect_left_right",
     "read_bvh",
+    "read_bvh_skeleton",
     "write_bvh",
     "write_motion_bvh",
 ]
@@ -149,6 +151,20 @@ class BVH:
             c += len(chans)
         return out
 
+    def rotation_orders(self) -> list[str]:
+        """Per joint, the letters of its rotation channels in file order (``'ZXY'``; ``''`` for end sites)."""
+        return ["".join(c[0] for c in chans if c.endswith("rotation")) for chans in self.channels]
+
+    def channel_layout(self) -> tuple[str, int]:
+        """``(rotation_order, channels_per_joint)`` for :func:`write_bvh` to lay a motion out as this file does: the
+        rotation order shared by every joint with rotation channels (``'ZXY'`` if they differ or are not one of
+        :data:`ROTATION_ORDERS`), and 6 if every non-root joint with channels has position channels too, else 3."""
+        orders = {o for o in self.rotation_orders() if o}
+        order = orders.pop() if len(orders) == 1 else "ZXY"
+        chans = [c for j, c in enumerate(self.channels) if j and c]
+        six = bool(chans) and all(any(x.endswith("position") for x in c) for c in chans)
+        return (order if order in ROTATION_ORDERS else "ZXY"), (6 if six else 3)
+
     def slice(self, start: int, stop: int | None = None) -> BVH:
         """A copy holding frames ``start:stop``."""
         return dataclasses.replace(
@@ -209,17 +225,7 @@ class BVH:
         names = list(self.joint_names)
         pairs = detect_left_right(names)
         offsets = self.offsets * scale
-        lateral = 0
-        if pairs:
-            rest = np.zeros((self.num_joints, 3))
-            for j, p in enumerate(self.parents):
-                rest[j] = offsets[j] if p < 0 else rest[p] + offsets[j]
-            scale_ref = max(float(np.abs(rest).max()), 1e-12)
-            for a, b in pairs:
-                d = np.abs(rest[a] - rest[b])
-                if d.max() > 1e-9 * scale_ref:
-                    lateral = int(np.argmax(d))
-                    break
+        lateral = infer_lateral_axis(offsets, self.parents, pairs)
         return Skeleton(self.name, names, self.parents, offsets, kinds, left_right=pairs, lateral_axis=lateral)
 
     def to_motion(self, scale: float = 1.0, dtype: torch.dtype = torch.float64) -> Motion:
@@ -265,44 +271,6 @@ def _axis_rotmat(axis: str, angle: np.ndarray) -> np.ndarray:
     return np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
 
 
-def detect_left_right(names: Sequence[str]) -> tuple[tuple[int, int], ...]:
-    """``(left, right)`` index pairs matched by name, in the order of the left joints.
-
-    Recognised: ``Left``/``Right`` (any case) anywhere (``LeftUpLeg``, ``left_knee``); an ``L``/``R`` prefix
-    before an upper-case letter, digit or ``_`` (``LHipJoint``, ``L_hip``); an ``l``/``r`` prefix
-    (``lhip``); ``_l``/``_r``, ``.L``/``.R`` style suffixes. A pair needs both names to exist.
-    """
-    index = {n: i for i, n in enumerate(names)}
-    pairs: list[tuple[int, int]] = []
-    used: set[int] = set()
-    for i, n in enumerate(names):
-        if i in used:
-            continue
-        for cand in _right_candidates(n):
-            j = index.get(cand)
-            if j is not None and j != i and j not in used:
-                pairs.append((i, j))
-                used.update((i, j))
-                break
-    return tuple(pairs)
-
-
-def _right_candidates(n: str) -> list[str]:
-    out = []
-    for left, right in (("Left", "Right"), ("left", "right"), ("LEFT", "RIGHT")):
-        if left in n:
-            out.append(n.replace(left, right, 1))
-    if len(n) > 1 and n[0] == "L" and (n[1].isupper() or n[1].isdigit() or n[1] in "_.-"):
-        out.append("R" + n[1:])
-    if len(n) > 1 and n[0] == "l":
-        out.append("r" + n[1:])
-    for sep in "_.-":
-        for left, right in (("l", "r"), ("L", "R")):
-            if n.endswith(sep + left):
-                out.append(n[:-1] + right)
-    return out
-
-
 # ----------------------------------------------------------------------------------------------- reader
 
 
@@ -338,6 +306,25 @@ def read_bvh(path: str | os.PathLike, scale: float = 1.0) -> BVH:
         if not (np.isfinite(bvh.offsets).all() and np.isfinite(bvh.motion).all()):
             raise FileFormatError(f"offsets or positions times scale={scale} exceed the float64 range", spath)
     return bvh
+
+
+def read_bvh_skeleton(path: str | os.PathLike, scale: float = 1.0) -> Skeleton:
+    """The rest skeleton of a BVH file's ``HIERARCHY``: ``read_bvh(path).skeleton(scale)`` (see :meth:`BVH.skeleton`),
+    without the reader's warnings about the motion (a wrong ``Frames:`` count does not matter here).
+
+    This is what ``load_skeleton("x.bvh", scale)`` (:mod:`kinepose.skeleton.presets`) and ``--skeleton x.bvh`` read.
+    """
+    _check_scale(scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BVHWarning)
+        try:
+            bvh = read_bvh(path)
+        except OSError as exc:
+            raise FileFormatError(f"cannot read ({exc.strerror or exc})", os.fspath(path)) from exc
+    return bvh.skeleton(scale)
+
+
+register_skeleton_reader(".bvh", read_bvh_skeleton)  # load_skeleton lives below the data layer: it cannot import us
 
 
 # ----------------------------------------------------------------------------------------------- writer

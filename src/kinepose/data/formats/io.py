@@ -70,7 +70,9 @@ any error an existing file is left untouched and no partial file remains. Values
     the quaternions, numbers as ``%.9g`` (relative precision about 1e-9). The CSV holds neither fps, nor
     parents, nor ``observable``: use ``.npz`` or ``.json`` to keep them.
 ``.bvh``
-    :func:`kinepose.data.formats.bvh.write_bvh` with rotation order ``ZXY`` (intrinsic, degrees), file units metres.
+    :func:`kinepose.data.formats.bvh.write_bvh` with rotation order ``ZXY`` (intrinsic, degrees), file units metres,
+    3 rotation channels per joint; ``bvh_options`` choose another order, unit and channel layout (``kinepose ik``
+    keeps those of a ``.bvh`` input whose own skeleton it solves on).
     The file lists joints depth-first (children in index order), which need not be the skeleton's index
     order (the humanoid's ``right_shoulder`` comes after ``right_ankle`` in index order but right after
     ``neck`` in the file); end sites become ``End Site`` blocks, read back as ``<parent>_end``. Match
@@ -81,7 +83,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -358,6 +360,7 @@ def save_rotations(
     fps: float = 30.0,
     observable: torch.Tensor | np.ndarray | Sequence[bool] | None = None,
     joints: torch.Tensor | np.ndarray | None = None,
+    bvh_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Write per-joint rotations to ``.npz``, ``.bvh``, ``.csv`` or ``.json``, atomically.
 
@@ -374,6 +377,9 @@ def save_rotations(
             to ``.npz`` and ``.json``; all False when not given).
         joints: optional (T, J, 3) positions, metres (e.g. forward kinematics of the result), written to
             ``.npz`` and ``.json``.
+        bvh_options: for a ``.bvh`` output, :func:`~kinepose.data.formats.bvh.write_bvh`'s ``rotation_order``,
+            ``scale`` (file units per metre: 100 writes centimetres) and ``channels_per_joint``; e.g. those of the
+            input file (:meth:`~kinepose.data.formats.bvh.BVH.channel_layout`) to keep its layout. Ignored otherwise.
 
     Raises:
         FileFormatError: unknown extension, or the file cannot be written.
@@ -382,9 +388,13 @@ def save_rotations(
     spath = os.fspath(path)
     ext = _extension(spath, SUPPORTED_OUTPUTS, "rotations")
     q, rp, obs, pos, fps = _check_rotations(skeleton, local_quat, root_pos, fps, observable, joints)
+    options = dict(bvh_options or {})
+    unknown = sorted(set(options) - {"rotation_order", "scale", "channels_per_joint"})
+    if unknown:
+        raise KineposeError(f"bvh_options: unknown key(s) {unknown}; known: rotation_order, scale, channels_per_joint")
     if ext == ".bvh":
         try:
-            write_bvh(spath, skeleton, q, rp, fps)
+            write_bvh(spath, skeleton, q, rp, fps, **options)
         except OSError as exc:
             raise FileFormatError(f"cannot write ({exc.strerror or exc})", spath) from exc
         return
