@@ -58,7 +58,6 @@ def predict_clip(
         first or last frame.
     """
     joints = _check_clip(model, joints)
-    T = joints.shape[0]
     vis = None if visibility is None else visibility.float()
     present = ~torch.isnan(joints).any(-1)  # (T, J)
     if not bool(present.all()):

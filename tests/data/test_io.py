@@ -160,19 +160,65 @@ def test_count_mismatch_without_names(tmp_path, sk):
     )
 
 
-def test_nan_names_frame_and_joint(tmp_path, sk, pose):
+def test_nan_is_a_missing_joint_and_inf_an_error(tmp_path, sk, pose):
+    """Issue 9: one occluded joint no longer loses the frame: NaN loads as a missing joint; inf is refused
+    naming the frame and the joint (and the CSV line)."""
     pos = pose[2].copy()
     pos[2, 5, 1] = np.nan
     np.savez(tmp_path / "n.npz", joints=pos, joint_names=np.array(sk.joint_names))
-    with pytest.raises(FileFormatError, match=r"n\.npz: non-finite value nan at frame 2 .*joint 5 \('right_ankle'\)"):
-        load_joints(tmp_path / "n.npz", sk)
-    np.save(tmp_path / "n.npy", np.where(np.isnan(pos), np.inf, pos))
-    with pytest.raises(FileFormatError, match=r"n\.npy: non-finite value inf at frame 2 .*joint 5"):
+    got = load_joints(tmp_path / "n.npz", sk).joints
+    missing = np.isnan(got).any(-1)
+    assert np.isnan(got[2, 5]).all() and int(missing.sum()) == 1
+    p = _write_csv(tmp_path / "nan.csv", sk.joint_names, pos)
+    np.testing.assert_array_equal(np.isnan(load_joints(p, sk).joints), np.isnan(got))
+    inf = np.where(np.isnan(pos), np.inf, pos)
+    np.save(tmp_path / "n.npy", inf)
+    with pytest.raises(FileFormatError, match=r"n\.npy: infinite value inf at frame 2 .*joint 5"):
         load_joints(tmp_path / "n.npy")
-    p = _write_csv(tmp_path / "n.csv", sk.joint_names, pos)
+    p = _write_csv(tmp_path / "n.csv", sk.joint_names, inf)
     with pytest.raises(FileFormatError, match=r"n\.csv, line 4: .*frame 2 .*'right_ankle'") as e:
         load_joints(p)
     assert e.value.line == 4 and e.value.path == p
+
+
+def test_confidence_below_threshold_is_missing(tmp_path, sk, pose):
+    pos = pose[2]
+    conf = np.ones(pos.shape[:2])
+    conf[0, 3] = 0.2
+    np.savez(tmp_path / "c.npz", joints=pos, joint_names=np.array(sk.joint_names), confidence=conf)
+    got = load_joints(tmp_path / "c.npz", sk, min_confidence=0.5).joints
+    assert np.isnan(got[0, 3]).all() and int(np.isnan(got).any(-1).sum()) == 1
+    np.testing.assert_array_equal(load_joints(tmp_path / "c.npz", sk).joints, pos)  # threshold 0: all kept
+    # CSV: <joint>_c columns
+    header = ["frame"] + [f"{n}_{a}" for n in sk.joint_names for a in "xyz"] + [f"{sk.joint_names[3]}_c"]
+    rows = [",".join([str(t)] + [f"{v:.17g}" for v in f.reshape(-1)] + [str(conf[t, 3])]) for t, f in enumerate(pos)]
+    (tmp_path / "c.csv").write_text("\n".join([",".join(header), *rows]) + "\n")
+    got = load_joints(tmp_path / "c.csv", sk, min_confidence=0.5).joints
+    assert np.isnan(got[0, 3]).all() and int(np.isnan(got).any(-1).sum()) == 1
+    (tmp_path / "bad.csv").write_text("frame,a_x,a_y,a_z,b_c\n0,1,2,3,0.5\n")
+    with pytest.raises(FileFormatError, match=r"confidence columns \['b_c'\] name no joint"):
+        load_joints(tmp_path / "bad.csv")
+
+
+def test_layout_files_convert_onto_the_skeleton(tmp_path):
+    """``layout='coco17'``: 17 COCO keypoints (in COCO order, no names) become H36M-17 joints with the pelvis at
+    mid-hips and the thorax at mid-shoulders."""
+    from kinepose.skeleton import get_layout, get_skeleton
+
+    coco = get_layout("coco17")
+    g = np.random.default_rng(0)
+    kp = g.normal(size=(4, 17, 3))
+    np.save(tmp_path / "coco.npy", kp)
+    sk = get_skeleton("h36m17")
+    got = load_joints(tmp_path / "coco.npy", sk, layout="coco17").joints
+    lh, rh = coco.index("left_hip"), coco.index("right_hip")
+    ls, rs = coco.index("left_shoulder"), coco.index("right_shoulder")
+    np.testing.assert_allclose(got[:, 0], (kp[:, lh] + kp[:, rh]) / 2)
+    thorax = sk.index("thorax")
+    np.testing.assert_allclose(got[:, thorax], (kp[:, ls] + kp[:, rs]) / 2)
+    with pytest.raises(ShapeError, match="layout 'coco17' has 17"):
+        np.save(tmp_path / "short.npy", kp[:, :10])
+        load_joints(tmp_path / "short.npy", sk, layout="coco17")
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from kinepose.models import create_model
 from kinepose.skeleton import get_skeleton
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "kinematics"))
-from test_calibration import scaled_subject  # noqa: E402
+from test_calibration import scaled_subject
 
 
 @pytest.mark.parametrize("seed", [0, 3])

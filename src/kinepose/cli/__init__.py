@@ -147,6 +147,23 @@ def build_parser() -> argparse.ArgumentParser:
                         f"humanoid)")  # fmt: skip
     p.add_argument("--scale", type=positive_float, default=1.0,
                    help="multiply input positions, and a .bvh skeleton's lengths (e.g. 0.01 for cm)")  # fmt: skip
+    p.add_argument("--units", choices=["m", "dm", "cm", "mm", "inch", "cmu"], default=None,
+                   help="the input's units instead of --scale (cmu: CMU BVH, 1/0.45 inch). Input whose bones are "
+                        "about 10x, 100x or 1000x the skeleton's is refused, naming the likely unit")  # fmt: skip
+    p.add_argument("--layout", default=None,
+                   help="the input's joints are in this keypoint layout (coco17, halpe26, h36m17, mediapipe_pose, "
+                        "body25, smpl24, hand21: docs/layouts.md), converted onto the skeleton")  # fmt: skip
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=0.0,
+        help="joints whose confidence (npz 'confidence', CSV <joint>_c) is below this are missing",
+    )
+    p.add_argument(
+        "--no-calibrate",
+        action="store_true",
+        help="keep the skeleton's bone lengths (default: measure the subject's on the input)",
+    )
     # --fps 0, < 0, nan or inf is an error naming --fps, never silently 30
     p.add_argument("--fps", type=frame_rate, default=None, help="frame rate when the input has none (default 30)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

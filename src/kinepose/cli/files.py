@@ -70,8 +70,9 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     from kinepose.cli.skeletons import check_model_skeleton, resolve_skeleton
     from kinepose.data.formats.bvh import read_bvh_skeleton
     from kinepose.data.formats.io import load_joints, save_rotations
+    from kinepose.kinematics.calibration import calibrate_skeleton, check_units
     from kinepose.kinematics.fk import forward_kinematics
-    from kinepose.kinematics.ik import analytic_ik, observable_mask
+    from kinepose.kinematics.ik import analytic_ik, moving_zero_length_joints, zero_length_joints
 
     if same_file(args.output, args.input):  # checked first: nothing is loaded or written
         raise ValueError(f"--output: {args.output} is the input file; write the rotations to another file")
@@ -90,32 +91,70 @@ def _cmd_ik(args: argparse.Namespace) -> int:
         model = load_model(args.model)
         skeleton = model.skeleton
         check_model_skeleton(args.skeleton, skeleton)
-    data = load_joints(args.input, skeleton=skeleton, scale=args.scale)
+    scale = _input_scale(args)
+    if own and scale != args.scale:  # the file's own skeleton was read with --scale; re-read it in --units
+        skeleton = read_bvh_skeleton(args.input, scale)
+    data = load_joints(args.input, skeleton=skeleton, scale=scale, layout=args.layout,
+                       min_confidence=args.min_confidence)  # fmt: skip
     joints = torch.as_tensor(data.joints)
     fps = args.fps if args.fps is not None else (data.fps or 30.0)
+    if not own:  # a file's own rig is consistent by construction; anything else must be in metres
+        check_units(skeleton, joints, where=f"--input {args.input}")
+    template = skeleton
+    if not own and not args.no_calibrate:  # the subject's bone lengths, not the template's
+        skeleton = calibrate_skeleton(template, joints, name=template.name)
+    moving = moving_zero_length_joints(skeleton, joints) if zero_length_joints(skeleton) else None
+    missing = int(torch.isnan(joints).any(-1).sum())
     if model is None:
-        result = analytic_ik(skeleton, joints)
+        result = analytic_ik(skeleton, joints, moving=moving)
         quat, root = result.local_quat, result.root_pos
+        flags = {"determined": result.determined.numpy(), "determined_global": result.determined_global.numpy(),
+                 "valid": result.valid.numpy()}  # fmt: skip
     else:
         from kinepose.inference import predict_clip
 
-        quat, root = predict_clip(model, joints.float(), progress=progress_enabled(not args.quiet))
+        quat, root = predict_clip(model, joints.float(), progress=progress_enabled(not args.quiet),
+                                  subject=None if skeleton is template else skeleton)  # fmt: skip
         quat, root = quat.double(), root.double()
+        ref = analytic_ik(skeleton, joints, moving=moving)
+        flags = {"determined": ref.determined.numpy(), "determined_global": ref.determined_global.numpy(),
+                 "valid": ref.valid.numpy()}  # fmt: skip
     fk = forward_kinematics(skeleton, quat, root, check=False).positions
     bvh_options = None
     if own and args.output.lower().endswith(".bvh"):  # the input's units, rotation order and channels
         from kinepose.data.formats.bvh import read_bvh
 
         order, channels = read_bvh(args.input).channel_layout()
-        bvh_options = {"rotation_order": order, "channels_per_joint": channels, "scale": 1.0 / args.scale}
-    save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps, observable=observable_mask(skeleton),
-                   joints=fk.numpy(), bvh_options=bvh_options)  # fmt: skip
-    err = 1000 * float(np.linalg.norm(fk.numpy() - data.joints, axis=-1).mean())
+        bvh_options = {"rotation_order": order, "channels_per_joint": channels, "scale": 1.0 / scale}
+    save_rotations(args.output, skeleton, quat.numpy(), root.numpy(), fps=fps,
+                   observable=flags["determined_global"], joints=fk.numpy(), bvh_options=bvh_options,
+                   **flags)  # fmt: skip
+    err = 1000 * float(np.nanmean(np.linalg.norm(fk.numpy() - data.joints, axis=-1)))
     whose = ", the input file's" if own else ""
     on = f"skeleton '{skeleton.name}' ({skeleton.num_joints} joints{whose})"
     print(f"{args.input}: {len(joints)} frames on {on} -> {args.output} (FK of the output is {err:.2f} mm from the "
           f"input)")  # fmt: skip
+    if skeleton is not template:
+        ratio = np.median(skeleton.bone_lengths()[1:][template.bone_lengths()[1:] > 1e-9]
+                          / template.bone_lengths()[1:][template.bone_lengths()[1:] > 1e-9])  # fmt: skip
+        print(f"  bone lengths calibrated to the subject (median {ratio:.3f}x the template's; --no-calibrate keeps "
+              f"the template's)")  # fmt: skip
+    det = flags["determined"]
+    rotated = [j for j, k in enumerate(skeleton.kinds) if k != "end"]
+    print(f"  {int(det[rotated].sum())} of {len(rotated)} rotated joints determined by the positions (local), "
+          f"{int(flags['determined_global'][rotated].sum())} globally" + (f"; {missing} missing joint positions (NaN)"
+                                                                          if missing else ""))  # fmt: skip
     return 0
+
+
+def _input_scale(args: argparse.Namespace) -> float:
+    from kinepose.kinematics.calibration import UNIT_SCALES
+
+    if args.units is None:
+        return args.scale
+    if args.scale != 1.0:
+        raise ValueError(f"--units {args.units} and --scale {args.scale} both set the input's units: pass one")
+    return UNIT_SCALES[args.units]
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

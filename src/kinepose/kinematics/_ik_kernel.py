@@ -150,7 +150,8 @@ def _kabsch_svd(M, out):
 
 @_jit
 def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
-          tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet, hint, hinted):  # fmt: skip
+          tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight,
+          M3, V3, q, gdet, hint, hinted):  # fmt: skip
     J = parents.shape[0]
     L, Gp, T1, T2 = M3[0], M3[1], M3[2], M3[3]
     d, v, u = V3[0], V3[1], V3[2]
@@ -508,7 +509,8 @@ def _solve_serial(x, valid, twist, free, use_free, clamp, parents, solver, tptr,
     hint, hinted = np.zeros(parents.shape[0], x.dtype), np.zeros(parents.shape[0], np.bool_)
     for n in range(x.shape[0]):
         _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
-              tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet, hint, hinted)  # fmt: skip
+              tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight,
+              M3, V3, q, gdet, hint, hinted)  # fmt: skip
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
@@ -522,7 +524,8 @@ def _solve_parallel(x, valid, twist, free, use_free, clamp, parents, solver, tpt
         hint, hinted = np.zeros(parents.shape[0], x.dtype), np.zeros(parents.shape[0], np.bool_)
         for n in range(c * size, min(N, (c + 1) * size)):
             _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
-                  tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight, M3, V3, q, gdet, hint, hinted)  # fmt: skip
+                  tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight,
+                  M3, V3, q, gdet, hint, hinted)  # fmt: skip
 
 
 def solve(

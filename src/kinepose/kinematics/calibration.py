@@ -10,8 +10,9 @@ Bone lengths from noisy joints are biased upwards: with independent Gaussian noi
 coordinate on both ends, ``E[|d + e|^2] = L^2 + 6 s^2`` and the observed length is about normal around
 ``L + 2 s^2 / L`` (the radial part adds variance ``2 s^2``, the two perpendicular parts lengthen the bone).
 :func:`estimate_bone_lengths` takes the median length over frames (robust to outlier frames) and solves
-``m = L + 2 s^2 / L`` for ``L``, with ``s`` estimated from the spread of the lengths themselves (their radial noise has variance ``2 s^2``; the median over bones of a
-MAD-based variance is robust to bones that stretch for real).
+``m = L + 2 s^2 / L`` for ``L``, with ``s`` estimated from the spread of the lengths themselves (their
+radial noise has variance ``2 s^2``; the median over bones of a MAD-based variance is robust to bones that
+stretch for real).
 """
 
 from __future__ import annotations
@@ -94,9 +95,7 @@ def estimate_bone_lengths(
     return BoneLengths(lengths, measured, noise, frames)
 
 
-def calibrate_skeleton(
-    skeleton: Skeleton, joints: torch.Tensor, name: str | None = None, **kwargs
-) -> Skeleton:
+def calibrate_skeleton(skeleton: Skeleton, joints: torch.Tensor, name: str | None = None, **kwargs) -> Skeleton:
     """The skeleton with each bone scaled to the subject's length measured on ``joints`` (rest directions,
     joint kinds, hinge axes and limits kept; the root's offset and zero-length bones unchanged).
     ``kwargs`` go to :func:`estimate_bone_lengths`."""

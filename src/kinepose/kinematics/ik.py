@@ -153,9 +153,9 @@ def moving_zero_length_joints(skeleton: Skeleton, joints: torch.Tensor, tol_deg:
     with each other when the angles between their points (seen from the joint) keep their rest values
     (median departure at most ``tol_deg``). The largest set of mutually rigid groups that still fixes the
     joint's rotation (the direct children's group always in it) is kept; the zero-length children outside
-    it are moving (when no rigid subset fixes it, all are). CMU's ``LowerBack`` moves (the spine bends over the pelvis), its ``LHipJoint`` and
-    ``RHipJoint`` never do. Moving joints are left out of their parent's fit (:func:`analytic_ik`'s
-    ``moving``) and take their own rotation.
+    it are moving (when no rigid subset fixes it, all are). CMU's ``LowerBack`` moves (the spine bends over
+    the pelvis), its ``LHipJoint`` and ``RHipJoint`` never do. Moving joints are left out of their parent's
+    fit (:func:`analytic_ik`'s ``moving``) and take their own rotation.
 
     Args:
         joints: (..., J, 3) positions (NaN = missing; ignored).

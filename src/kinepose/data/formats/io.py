@@ -10,7 +10,8 @@ Joint positions (inputs, :data:`SUPPORTED_INPUTS`)
 
 ``.npz``
     ``joints``: numeric array (T, J, 3), or (J, 3) for a single frame. Optional ``joint_names``: (J,) string
-    array (save it as ``np.array(names)``; object arrays are not read). Optional ``fps``: a scalar. Other arrays
+    array (save it as ``np.array(names)``; object arrays are not read). Optional ``fps``: a scalar. Optional
+    ``confidence``: (T, J) detector scores (joints below ``min_confidence`` become missing). Other arrays
     are ignored. Each array's ``.npy`` header is checked against the archive before anything is allocated:
     a damaged, truncated or oversized member is an error naming the file and the array.
 ``.npy``
@@ -18,7 +19,8 @@ Joint positions (inputs, :data:`SUPPORTED_INPUTS`)
 ``.csv``
     comma separated, UTF-8, the header row first. An optional leading ``frame`` column (ignored), then
     three columns per joint, ``<joint>_x,<joint>_y,<joint>_z`` in that order (the joint name is the header
-    up to its last ``_``; names may contain ``_``). Then one row per frame with as many cells as the header.
+    up to its last ``_``; names may contain ``_``), optionally a ``<joint>_c`` confidence column per joint.
+    Then one row per frame with as many cells as the header; ``nan`` marks a missing joint.
     Blank lines are skipped. Error messages give 1-based line numbers (the header is line 1)::
 
         frame,root_x,root_y,root_z,chest_x,chest_y,chest_z
@@ -32,6 +34,12 @@ Joint positions (inputs, :data:`SUPPORTED_INPUTS`)
 ``scale`` multiplies the positions of every format to give metres: 0.001 for millimetres, 0.01
 (:data:`~kinepose.data.formats.bvh.CM_TO_M`) for BVH files in centimetres, :data:`~kinepose.data.formats.bvh.CMU_TO_M`
 (0.0254 / 0.45, about 0.0564) for the CMU mocap BVH conversions, whose unit is 1/0.45 inch.
+
+A position that is NaN is a **missing joint** (occluded, not detected): IK and the fit use the other joints
+and mark what it determined as undetermined in that frame. Infinite values are an error.
+
+With a ``layout`` (``--layout coco17``...), the file's joints are in that keypoint layout's order (names,
+if any, must be the layout's) and are converted onto the skeleton first (:mod:`kinepose.skeleton.layouts`).
 
 With a ``skeleton``, the joints are put in the skeleton's order:
 
@@ -52,12 +60,17 @@ any error an existing file is left untouched and no partial file remains. Values
 ``.npz``
     ``local_quat`` (T, J, 4) float64, w,x,y,z; ``root_pos`` (T, 3) float64, metres; ``joint_names`` (J,)
     string array; ``parents`` (J,) int64, root -1; ``observable`` (J,) bool (all False when not given);
+    when given (``kinepose ik`` writes them): ``determined`` (J,) bool, the input positions fix the joint's
+    **local** rotation (its parent's twist included); ``determined_global`` (J,) bool, they fix its rotation
+    relative to the world (``observable`` holds the same); ``valid`` (T, J) bool, ``determined`` in that
+    frame (False where a joint it needs is missing or a limb is straight);
     ``fps`` float64 scalar; ``joints`` (T, J, 3) float64 positions, metres, only when given.
 ``.json``
     one object::
 
         {"format": "kinepose-rotations", "version": 1, "fps": 30.0,
          "joint_names": ["root", ...], "parents": [-1, 0, ...], "observable": [true, ...],
+         "determined": [true, ...], "determined_global": [true, ...], "valid": [[true, ...], ...],
          "quaternion_order": "wxyz", "units": "metres",
          "root_pos": [[x, y, z], ...],                     # T rows
          "local_quat": [[[w, x, y, z], ...], ...],         # T frames of J quaternions
@@ -152,7 +165,13 @@ class JointsFile:
 # ----------------------------------------------------------------------------------------------- joints in
 
 
-def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale: float = 1.0) -> JointsFile:
+def load_joints(
+    path: str | os.PathLike,
+    skeleton: Skeleton | None = None,
+    scale: float = 1.0,
+    layout: str | None = None,
+    min_confidence: float = 0.0,
+) -> JointsFile:
     """Read joint positions from ``.npz``, ``.npy``, ``.csv`` or ``.bvh`` (layouts in the module docstring).
 
     Args:
@@ -160,13 +179,18 @@ def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale
         skeleton: if given, joints are matched to it by name (or by count when the file has no names) and
             returned in its order; extra joints are dropped.
         scale: multiplies every position (file units to metres, e.g. 0.001 for millimetres).
+        layout: the file's joints are in this keypoint layout's order (``coco17``, ``h36m17``, ``body25``...,
+            :mod:`kinepose.skeleton.layouts`): they are converted onto ``skeleton`` (virtual joints such as
+            the pelvis = mid-hips are formed; joints the layout cannot give are missing, NaN).
+        min_confidence: joints whose ``confidence`` (npz key, or ``<joint>_c`` CSV columns) is below this
+            are missing (NaN) in that frame.
 
     Returns:
         :class:`JointsFile` with (T, J, 3) float64 ``joints``.
 
     Raises:
-        FileFormatError: unknown extension, unreadable or malformed file (with the line for CSV), NaN or
-            infinite positions (naming frame and joint).
+        FileFormatError: unknown extension, unreadable or malformed file (with the line for CSV), infinite
+            positions (naming frame and joint). NaN is a missing joint, not an error.
         ShapeError: the joints do not fit ``skeleton`` (count mismatch, joints missing by name).
     """
     spath = os.fspath(path)
@@ -179,12 +203,13 @@ def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale
     lines: list[int] | None = None
     fps: float | None = None
     names: list[str] | None = None
+    conf: np.ndarray | None = None
     if ext == ".npz":
-        joints, names, fps = _read_joints_npz(spath)
+        joints, names, fps, conf = _read_joints_npz(spath)
     elif ext == ".npy":
         joints = _numeric(_read_npy(spath), spath, "array")
     elif ext == ".csv":
-        joints, names, lines = _read_joints_csv(spath)
+        joints, names, lines, conf = _read_joints_csv(spath)
     else:
         try:
             bvh = read_bvh(spath)
@@ -207,19 +232,58 @@ def load_joints(path: str | os.PathLike, skeleton: Skeleton | None = None, scale
         raise FileFormatError(f"duplicate joint names {dup}", spath)
     _check_finite_joints(joints, names, spath, lines)
     joints = joints * scale
+    joints[np.isnan(joints).any(-1)] = np.nan  # a joint with one NaN coordinate is missing as a whole
+    if conf is not None:
+        if conf.shape != joints.shape[:2]:
+            raise FileFormatError(f"'confidence' has shape {conf.shape}, expected {joints.shape[:2]} (T, J)", spath)
+        joints = np.where((conf < min_confidence)[..., None], np.nan, joints)
+    if layout is not None:
+        joints, names = _from_layout(joints, names, layout, skeleton, spath)
     if skeleton is not None:
         joints, names = _map_to_skeleton(joints, names, skeleton, spath, bvh_end_sites=ext == ".bvh")
     return JointsFile(joints, names, fps, spath)
 
 
-def _read_joints_npz(path: str) -> tuple[np.ndarray, list[str] | None, float | None]:
+def _from_layout(
+    joints: np.ndarray, names: list[str] | None, layout: str, skeleton: Skeleton | None, path: str
+) -> tuple[np.ndarray, list[str]]:
+    """Joints in ``layout``'s order -> the skeleton's layout (by conversion) with names, NaN where not formed."""
+    from kinepose.skeleton.layouts import convert_layout, get_layout
+
+    src = get_layout(layout)
+    if joints.shape[1] != src.num_joints:
+        raise ShapeError(f"{path}: has {joints.shape[1]} joints, layout '{src.name}' has {src.num_joints}")
+    if names is not None and list(names) != list(src.joint_names):
+        unknown = [n for n in names if n not in src.joint_names]
+        if unknown:
+            raise FileFormatError(f"joint names {unknown[:5]} are not in layout '{src.name}' "
+                                  f"({', '.join(src.joint_names)})", path)  # fmt: skip
+        joints = joints[:, [names.index(n) for n in src.joint_names]]
+    if skeleton is None:
+        return joints, list(src.joint_names)
+    try:
+        dst = get_layout(skeleton.name)
+    except KineposeError:
+        dst = None
+    if dst is None or dst.name == src.name:
+        return joints, list(src.joint_names)  # matched by name below
+    out = np.asarray(convert_layout(joints, src.name, dst.name), dtype=np.float64)
+    return out, list(dst.joint_names)
+
+
+def _read_joints_npz(path: str) -> tuple[np.ndarray, list[str] | None, float | None, np.ndarray | None]:
     with _load_npz(path) as data:
         if "joints" not in data.files:
             raise FileFormatError(f"no array 'joints' (T, J, 3); the file holds {sorted(data.files)}", path)
         joints = _numeric(_npz_array(data, "joints", path), path, "joints")
         names = _names(_npz_array(data, "joint_names", path), path) if "joint_names" in data.files else None
         fps = _fps(_npz_array(data, "fps", path), path) if "fps" in data.files else None
-    return joints, names, fps
+        conf = (
+            _numeric(_npz_array(data, "confidence", path), path, "confidence") if "confidence" in data.files else None
+        )
+    if conf is not None and conf.ndim == 1:
+        conf = conf[None]
+    return joints, names, fps, conf
 
 
 def _check_joints_array(joints: np.ndarray, path: str, key: str) -> np.ndarray:
@@ -233,13 +297,13 @@ def _check_joints_array(joints: np.ndarray, path: str, key: str) -> np.ndarray:
 
 
 def _check_finite_joints(joints: np.ndarray, names: list[str] | None, path: str, lines: list[int] | None) -> None:
-    bad = ~np.isfinite(joints)
+    bad = np.isinf(joints)  # NaN marks a missing joint
     if bad.any():
         t, j, c = (int(i) for i in np.argwhere(bad)[0])
         who = f"joint {j}" + (f" ({names[j]!r})" if names else "")
         raise FileFormatError(
-            f"non-finite value {joints[t, j, c]} at frame {t} (0-based), {who}, coordinate {_AXES[c]}; "
-            f"{int(bad.sum())} non-finite value(s) in all",
+            f"infinite value {joints[t, j, c]} at frame {t} (0-based), {who}, coordinate {_AXES[c]}; "
+            f"{int(bad.sum())} infinite value(s) in all (a missing joint is NaN)",
             path,
             None if lines is None else lines[t],
         )
@@ -256,11 +320,24 @@ def _read_joints_csv(path: str) -> tuple[np.ndarray, list[str], list[int]]:
             hline,
         )
     start = 1 if header[0].lower() == "frame" else 0
-    names = _csv_groups(header, hline, path, _AXES, start)
     if not data:
         raise FileFormatError("no data rows after the header: expected one row per frame", path, hline)
-    values = _csv_values(data, header, path)[:, start:]  # (T, 3J)
-    return values.reshape(len(data), len(names), 3), names, [line for line, _ in data]
+    conf_cols = [i for i, h in enumerate(header) if i >= start and h.endswith("_c")]
+    keep = [i for i in range(len(header)) if i not in conf_cols]
+    names = _csv_groups([header[i] for i in keep], hline, path, _AXES, start)
+    values = _csv_values(data, header, path)  # (T, columns)
+    conf = None
+    if conf_cols:
+        by_name = {header[i][:-2]: i for i in conf_cols}
+        stray = sorted(set(by_name) - set(names))
+        if stray:
+            raise FileFormatError(f"confidence columns {[n + '_c' for n in stray]} name no joint", path, hline)
+        conf = np.ones((len(data), len(names)))
+        for j, n in enumerate(names):
+            if n in by_name:
+                conf[:, j] = values[:, by_name[n]]
+    xyz = values[:, keep][:, start:]  # (T, 3J)
+    return xyz.reshape(len(data), len(names), 3), names, [line for line, _ in data], conf
 
 
 def _bvh_end_site_aliases(skeleton: Skeleton) -> dict[str, str]:
@@ -361,6 +438,9 @@ def save_rotations(
     observable: torch.Tensor | np.ndarray | Sequence[bool] | None = None,
     joints: torch.Tensor | np.ndarray | None = None,
     bvh_options: Mapping[str, Any] | None = None,
+    determined: torch.Tensor | np.ndarray | None = None,
+    determined_global: torch.Tensor | np.ndarray | None = None,
+    valid: torch.Tensor | np.ndarray | None = None,
 ) -> None:
     """Write per-joint rotations to ``.npz``, ``.bvh``, ``.csv`` or ``.json``, atomically.
 
@@ -380,6 +460,9 @@ def save_rotations(
         bvh_options: for a ``.bvh`` output, :func:`~kinepose.data.formats.bvh.write_bvh`'s ``rotation_order``,
             ``scale`` (file units per metre: 100 writes centimetres) and ``channels_per_joint``; e.g. those of the
             input file (:meth:`~kinepose.data.formats.bvh.BVH.channel_layout`) to keep its layout. Ignored otherwise.
+        determined, determined_global: optional (J,) bools: the positions fix the joint's local (its parent's
+            twist included) or global rotation (:class:`~kinepose.kinematics.ik.IKResult`); ``.npz``/``.json``.
+        valid: optional (T, J) bools: ``determined`` in that frame (False where a joint it needs is missing).
 
     Raises:
         FileFormatError: unknown extension, or the file cannot be written.
@@ -388,6 +471,15 @@ def save_rotations(
     spath = os.fspath(path)
     ext = _extension(spath, SUPPORTED_OUTPUTS, "rotations")
     q, rp, obs, pos, fps = _check_rotations(skeleton, local_quat, root_pos, fps, observable, joints)
+    flags = {}
+    for key, value, shape in (("determined", determined, (skeleton.num_joints,)),
+                              ("determined_global", determined_global, (skeleton.num_joints,)),
+                              ("valid", valid, q.shape[:2])):  # fmt: skip
+        if value is not None:
+            arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            if arr.shape != shape or arr.dtype != bool:
+                raise KineposeError(f"{key}: expected {shape} booleans, got {arr.dtype} {arr.shape}")
+            flags[key] = arr
     options = dict(bvh_options or {})
     unknown = sorted(set(options) - {"rotation_order", "scale", "channels_per_joint"})
     if unknown:
@@ -410,6 +502,7 @@ def save_rotations(
         }
         if pos is not None:
             arrays["joints"] = pos
+        arrays.update(flags)
         atomic_write(spath, lambda f: np.savez(f, **arrays), binary=True)
     elif ext == ".json":
         doc: dict[str, Any] = {
@@ -426,6 +519,7 @@ def save_rotations(
         }
         if pos is not None:
             doc["joints"] = pos.tolist()
+        doc.update({k: v.tolist() for k, v in flags.items()})
         atomic_write(spath, lambda f: json.dump(doc, f, allow_nan=False), binary=False)
     else:
         header = ["frame", "root_x", "root_y", "root_z"] + [f"{n}_{s}" for n in names for s in _QUAT]

@@ -210,7 +210,9 @@ class HybridIK(PoseModel):
                 B, W, J = joints.shape[:3]
                 if self.denoiser_kind == "wiener":
                     vis = None if visibility is None else visibility.flatten(0, 1)
-                    level = bone_length_deviation(self.geometry_skeleton, joints.flatten(0, 1), vis).reshape(B, W).mean(1)
+                    level = (
+                        bone_length_deviation(self.geometry_skeleton, joints.flatten(0, 1), vis).reshape(B, W).mean(1)
+                    )
                     w = self.denoise_head(level[:, None] / 0.01).reshape(B, 1, W).expand(B, J, W)
                 else:
                     w = self.denoise_head(h).reshape(B, -1, W).expand(B, J, W)  # (B, J, W)
