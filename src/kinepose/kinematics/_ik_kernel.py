@@ -20,6 +20,7 @@ END, REST, KABSCH2, KABSCH3, TWO_BONE, HINGE, SWING, ANCHORED = range(8)
 PARALLEL_MIN = 256
 _STRAIGHT_SIN = 1e-4
 _LIMIT_WEIGHT = 4.0
+_LIMIT_SLACK = math.radians(10.0)
 
 _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -415,16 +416,17 @@ def _two_bone(n, j, c, g, x, Gp, trest, tptr, axes, limits, clamp, L, T1, T2, d1
             viol += theta - hi
         _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, T1, T2, u2)
         tr = min(3.0, max(-1.0, T1[0, 0] + T1[1, 1] + T1[2, 2]))
-        # With limits enforced, a candidate inside them always wins (positions cannot tell the two apart);
-        # otherwise a small violation is traded against a ball joint far from rest (noisy captures).
-        score = math.acos((tr - 1.0) / 2.0) + (1e3 if clamp else _LIMIT_WEIGHT) * viol
+        # A small violation (noise, a capture slightly past the limit) is traded against a ball joint far
+        # from rest, and then clamped; with limits enforced, a candidate more than _LIMIT_SLACK outside them
+        # loses to one inside (positions cannot tell the two apart: the limit can).
+        score = math.acos((tr - 1.0) / 2.0) + _LIMIT_WEIGHT * viol
+        if clamp and viol > _LIMIT_SLACK:
+            score += 1e3
         if score < best:
             best, best_theta = score, theta
+    # the ball joint keeps the twist of the chosen solution; its hinge child clamps its own angle (clamping
+    # here would straighten the limb and lose the twist about it)
     theta = best_theta
-    if clamp and lo == lo and theta < lo:  # no candidate respects the limits: bend the hinge to the nearest limit
-        theta = lo
-    if clamp and hi == hi and theta > hi:
-        theta = hi
     _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, L, T2, u2)
     return False
 

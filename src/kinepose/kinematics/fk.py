@@ -198,11 +198,11 @@ def random_pose(
     shape: tuple[int, ...] = (),
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float64,
-    margin: float = 0.05,
+    margin: float = 0.15,
 ) -> torch.Tensor:
     """(*shape, J, 4) random local rotations the skeleton can take: uniform ball joints, hinge angles
-    uniform inside their limits (``margin`` of the range kept clear at each end; (-pi, pi) without
-    limits), identity end sites. Test and augmentation material."""
+    uniform inside their limits (``margin`` of the range kept clear at each end, so that analytic IK's
+    two-bone solutions are told apart by the limits; (-pi, pi) without limits), identity end sites."""
     from kinepose.geometry.rotations import random_quat
 
     q = project_to_joint_kinds(skeleton, random_quat((*shape, skeleton.num_joints), generator=generator, dtype=dtype))

@@ -22,8 +22,9 @@ Solvers:
 ``two_bone``
     a ball joint whose single target is a hinge with a target of its own (hip-knee-ankle,
     shoulder-elbow-wrist, finger MCP-PIP-DIP): the hinge angle follows from the angle between the two
-    bones; of its two solutions the one that respects the hinge limits (and keeps the ball joint
-    closer to rest) wins, and when neither does the hinge is bent to the nearest limit; then the ball
+    bones; of its two solutions the one that keeps the ball joint closer to rest wins, a violation of the
+    hinge limits costing 4 rad per rad, and more than 10 deg outside them ruling a solution out (with
+    ``respect_limits``); the hinge is then clamped into its limits; then the ball
     joint takes the first bone exactly onto its observed direction and twists about it to best match
     the second. Determined unless the limb is straight (``IKResult.twist_ambiguous``; solved as ``swing``).
 ``hinge``
@@ -354,8 +355,8 @@ def analytic_ik(
             positions cannot tell; e.g. predicted by a model). Other joints ignore it.
         free: optional (..., J, 4) w,x,y,z rotations for ``rest`` joints (no point determines them).
         respect_limits: keep hinge angles within the skeleton's limits (default). Motion capture that
-            itself leaves the limits (DeepMimic's dance_b hyperextends a knee by 6 deg) is then reproduced
-            only up to the limit; ``False`` solves such frames exactly.
+            itself leaves the limits (DeepMimic's dance_b hyperextends both knees by up to 6 deg in 4 frames)
+            is then reproduced only up to the limit; ``False`` solves such frames exactly.
         moving: zero-length joints (names or indices) that rotate on their own, so their points are left
             out of their parent's fit (see :func:`moving_zero_length_joints`, which finds them in a clip).
 
