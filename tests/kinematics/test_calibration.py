@@ -110,3 +110,28 @@ def test_units_accept_real_proportions_and_reject_nonsense(walk):
         assert check_units(sk, walk.positions() * scale) == pytest.approx(scale, rel=1e-6)
     with pytest.raises(KineposeError, match="matches no unit"):
         check_units(sk, walk.positions() * 300.0)
+
+
+def test_another_rigs_pelvis_and_shoulders_are_learned(walk):
+    """A subject whose hips sit wider and higher and whose shoulders are narrower (rest directions differ
+    from the template's, not only lengths): calibrating lengths alone leaves FK centimetres off; with the
+    rigid groups' shapes (generalized Procrustes) analytic IK is exact again, and the recovered shape has
+    the subject's angles between the bones."""
+    tmpl = walk.skeleton
+    off = np.array(tmpl.offsets)
+    for name, shift in (("right_hip", [-0.03, 0.02, 0.0]), ("left_hip", [0.03, 0.02, 0.0]),
+                        ("right_shoulder", [0.02, -0.01, 0.0]), ("left_shoulder", [-0.02, -0.01, 0.0])):  # fmt: skip
+        off[tmpl.index(name)] += shift
+    subj = tmpl.with_offsets(off, name="wide")
+    x = forward_kinematics(subj, walk.local_quat, walk.root_pos).positions
+    lengths_only = calibrate_skeleton(tmpl, x, directions=False)
+    fk = forward_kinematics(lengths_only, *_fit(lengths_only, x)).positions
+    assert float((fk - x).norm(dim=-1).mean()) > 0.005
+    cal = calibrate_skeleton(tmpl, x)
+    r = analytic_ik(cal, x)
+    fk = forward_kinematics(cal, r.local_quat, r.root_pos).positions
+    assert float((fk - x).norm(dim=-1).max()) < 1e-6
+    for parent in ("root", "chest"):
+        kids = list(tmpl.children[tmpl.index(parent)])
+        a, b = np.array(cal.offsets)[kids], off[kids]
+        np.testing.assert_allclose(a @ a.T, b @ b.T, atol=1e-9)  # same shape: lengths and angles

@@ -115,8 +115,9 @@ def test_noise_degrades_gracefully():
 
 def test_hinge_limits_clamp_small_violations_of_clean_capture():
     """dance_b's own capture bends both knees past DeepMimic's limit (0 deg) by up to 6 deg in 4 frames each.
-    With limits respected those frames stop at (or within 6 deg of) the limit, the hips stay as captured (no 180 deg flip to the
-    mirror solution) and every other frame is exact; without limits the capture comes back exactly."""
+    With limits respected those frames stop at (or within 6 deg of) the limit, the hips stay as captured (no
+    180 deg flip to the mirror solution) and every other frame is exact; without limits the capture comes back
+    exactly."""
     from kinepose.kinematics import hinge_angles
 
     m = load_deepmimic("dance_b")

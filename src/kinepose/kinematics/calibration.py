@@ -95,17 +95,52 @@ def estimate_bone_lengths(
     return BoneLengths(lengths, measured, noise, frames)
 
 
-def calibrate_skeleton(skeleton: Skeleton, joints: torch.Tensor, name: str | None = None, **kwargs) -> Skeleton:
-    """The skeleton with each bone scaled to the subject's length measured on ``joints`` (rest directions,
-    joint kinds, hinge axes and limits kept; the root's offset and zero-length bones unchanged).
-    ``kwargs`` go to :func:`estimate_bone_lengths`."""
+def calibrate_skeleton(
+    skeleton: Skeleton, joints: torch.Tensor, name: str | None = None, directions: bool = True, **kwargs
+) -> Skeleton:
+    """The skeleton with each bone scaled to the subject's length measured on ``joints`` (joint kinds, hinge
+    axes and limits kept; the root's offset and zero-length bones unchanged). With ``directions``, the
+    children of a joint that two or more of them fix (pelvis, thorax, wrist) also take the subject's own
+    rest directions (the shape of that rigid group, estimated over the frames): another rig's hips sit
+    wider or higher than the template's. ``kwargs`` go to :func:`estimate_bone_lengths`."""
     est = estimate_bone_lengths(skeleton, joints, **kwargs)
     rest = skeleton.bone_lengths()
     off = np.array(skeleton.offsets, dtype=np.float64)
     for j in range(1, skeleton.num_joints):
         if rest[j] > _EPS and est.measured[j]:
             off[j] = off[j] * (est.lengths[j] / rest[j])
+    if directions:
+        off = _rigid_directions(skeleton, joints, off)
     return skeleton.with_offsets(off, name=name or f"{skeleton.name}-subject")
+
+
+def _rigid_directions(skeleton: Skeleton, joints: torch.Tensor, off: np.ndarray, rounds: int = 3) -> np.ndarray:
+    """Rest directions of the children of joints that two or more children fix (pelvis: hips and spine;
+    thorax: neck and shoulders): the subject's own shape of that rigid group, by generalized Procrustes over
+    the frames (each frame registered to the current shape, the shape re-estimated as the mean), its
+    overall rotation aligned back to the template's, each child keeping its calibrated length."""
+    import roma
+
+    x = as_tensor(joints, "joints").detach().double().cpu().reshape(-1, skeleton.num_joints, 3)
+    out = off.copy()
+    for j in range(skeleton.num_joints):
+        kids = [c for c in skeleton.children[j] if np.linalg.norm(off[c]) > _EPS]
+        if len(kids) < 2 or np.linalg.matrix_rank(off[kids], tol=1e-9) < 2:
+            continue
+        d = x[:, kids] - x[:, j : j + 1]  # (N, K, 3)
+        d = d[torch.isfinite(d).all(-1).all(-1)]
+        if len(d) < 1:
+            continue
+        lengths = torch.tensor(np.linalg.norm(off[kids], axis=-1))
+        template = torch.tensor(off[kids])
+        shape = template.clone()
+        for _ in range(rounds):
+            G = roma.rigid_vectors_registration(shape.expand_as(d), d)  # (N, 3, 3): G @ shape ~ d
+            shape = (G.transpose(-1, -2) @ d.transpose(-1, -2)).transpose(-1, -2).mean(0)
+            shape = shape * (lengths / shape.norm(dim=-1))[:, None]
+        R = roma.rigid_vectors_registration(shape[None], template[None])[0]  # the gauge: closest to the template
+        out[kids] = (shape @ R.T).numpy()
+    return out
 
 
 def bone_ratio(skeleton: Skeleton, joints: torch.Tensor) -> float:
