@@ -176,7 +176,7 @@ def check_units(skeleton: Skeleton, joints: torch.Tensor, where: str = "joints")
         return ratio
     if unit == "unknown":
         raise KineposeError(
-            f"{where}: bones are {ratio:.3g}x the length of skeleton '{skeleton.name}''s (median over bones); "
+            f"{where}: the bones are {ratio:.4g} times as long as those of skeleton '{skeleton.name}' (median); "
             f"that matches no unit kinepose knows ({', '.join(UNIT_SCALES)}): pass --scale {1 / ratio:.4g} "
             f"or check that the joints follow this skeleton"
         )
@@ -187,6 +187,6 @@ def check_units(skeleton: Skeleton, joints: torch.Tensor, where: str = "joints")
         unit_text = {"dm": "decimetres", "cm": "centimetres", "mm": "millimetres", "inch": "inches",
                      "cmu": "CMU BVH units (1/0.45 inch)"}[unit]  # fmt: skip
     raise KineposeError(
-        f"{where}: bones are {ratio:.3g}x the length of skeleton '{skeleton.name}''s (median over bones): the "
+        f"{where}: the bones are {ratio:.4g} times as long as those of skeleton '{skeleton.name}' (median): the "
         f"joints look like {unit_text}; pass --scale {scale:g} (or --units {unit})"
     )
