@@ -495,3 +495,16 @@ def test_cli_clip(tmp_path, capsys):
     assert main(["clip", "nope", "--output", str(tmp_path / "x.npz")]) == 2
     assert main(["clip", "walk", "--noise-mm", "-1", "--output", str(tmp_path / "x.npz")]) == 2
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_mediapipe_hand_layout_onto_the_hand21_preset(tmp_path):
+    from kinepose.skeleton import get_layout, get_skeleton
+
+    sk = get_skeleton("hand21")
+    kp = np.random.default_rng(1).normal(size=(3, 21, 3))
+    np.save(tmp_path / "mp.npy", kp)
+    got = load_joints(tmp_path / "mp.npy", sk, layout="mediapipe_hand").joints
+    mp = get_layout("mediapipe_hand")
+    # same order, other names: the conversion is a renaming
+    assert mp.joint_names != sk.joint_names
+    np.testing.assert_allclose(got, kp)

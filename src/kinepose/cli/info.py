@@ -8,11 +8,17 @@ import argparse
 def _cmd_info(args: argparse.Namespace) -> int:
     import kinepose
     from kinepose.data.sources.deepmimic import DEEPMIMIC_CLIPS, DEFAULT_EVAL_CLIPS, load_deepmimic
+    from kinepose.skeleton.layouts import get_layout, list_conversions, list_layouts
     from kinepose.skeleton.presets import get_skeleton, list_skeletons
 
-    print(f"kinepose {kinepose.__version__}\n\nSkeletons:")
+    print(f"kinepose {kinepose.__version__}\n\nSkeletons (also: --skeleton FILE.yaml|.json|.bvh|.urdf):")
     for name in list_skeletons():
         print(f"  {name:<10} {get_skeleton(name)!r}")
+    print("\nKeypoint layouts (--layout NAME; docs/layouts.md), with the layouts each converts to:")
+    conv = list_conversions()
+    for name in list_layouts():
+        to = ", ".join(d for s, d in conv if s == name) or "-"
+        print(f"  {name:<16} {get_layout(name).num_joints:>2} joints  -> {to}")
     print("\nBundled DeepMimic clips (pybullet_data), * = default evaluation clip:")
     for clip in DEEPMIMIC_CLIPS:
         m = load_deepmimic(clip)

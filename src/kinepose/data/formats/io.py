@@ -248,7 +248,7 @@ def _from_layout(
     joints: np.ndarray, names: list[str] | None, layout: str, skeleton: Skeleton | None, path: str
 ) -> tuple[np.ndarray, list[str]]:
     """Joints in ``layout``'s order -> the skeleton's layout (by conversion) with names, NaN where not formed."""
-    from kinepose.skeleton.layouts import convert_layout, get_layout
+    from kinepose.skeleton.layouts import convert_layout, get_layout, list_layouts
 
     src = get_layout(layout)
     if joints.shape[1] != src.num_joints:
@@ -261,10 +261,8 @@ def _from_layout(
         joints = joints[:, [names.index(n) for n in src.joint_names]]
     if skeleton is None:
         return joints, list(src.joint_names)
-    try:
-        dst = get_layout(skeleton.name)
-    except KineposeError:
-        dst = None
+    # the layout that is the skeleton (same joint names): kinepose_hand21 for the hand21 preset, humanoid, h36m17
+    dst = next((get_layout(n) for n in list_layouts() if get_layout(n).joint_names == skeleton.joint_names), None)
     if dst is None or dst.name == src.name:
         return joints, list(src.joint_names)  # matched by name below
     out = np.asarray(convert_layout(joints, src.name, dst.name), dtype=np.float64)
