@@ -26,6 +26,13 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
+def _copy33(src, dst):
+    for i in range(3):
+        for j in range(3):
+            dst[i, j] = src[i, j]
+
+
+@_jit
 def _matmul(A, B, out):
     for i in range(3):
         for j in range(3):
@@ -36,6 +43,21 @@ def _matmul(A, B, out):
 def _rotvec(ax, ay, az, angle, out):
     """Rotation by ``angle`` about the unit axis (ax, ay, az) (Rodrigues)."""
     c, s = math.cos(angle), math.sin(angle)
+    t = 1.0 - c
+    out[0, 0] = c + ax * ax * t
+    out[0, 1] = ax * ay * t - az * s
+    out[0, 2] = ax * az * t + ay * s
+    out[1, 0] = ay * ax * t + az * s
+    out[1, 1] = c + ay * ay * t
+    out[1, 2] = ay * az * t - ax * s
+    out[2, 0] = az * ax * t - ay * s
+    out[2, 1] = az * ay * t + ax * s
+    out[2, 2] = c + az * az * t
+
+
+@_jit
+def _rot_cs(ax, ay, az, c, s, out):
+    """Rotation about the unit axis (ax, ay, az) by the angle whose cosine and sine are c and s."""
     t = 1.0 - c
     out[0, 0] = c + ax * ax * t
     out[0, 1] = ax * ay * t - az * s
@@ -134,7 +156,7 @@ def _polar3(M, out):
                 X[i, j] = v
         if change < 1e-13:
             break
-    out[:, :] = X
+    _copy33(X, out)
     return True
 
 
@@ -162,7 +184,9 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
     for j in range(J):
         p = parents[j]
         if p >= 0:
-            Gp[:, :] = G[n, p]
+            for a in range(3):
+                for b in range(3):
+                    Gp[a, b] = G[n, p, a, b]
         else:
             for a in range(3):
                 for b in range(3):
@@ -329,13 +353,15 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
             if nvalid == 0 and hinted[j]:
                 _rotvec(ax, ay, az, hint[j], L)
             if nvalid > 0:
-                theta = math.atan2(ss, cc)
+                rr = math.sqrt(ss * ss + cc * cc)
+                ct, st = (cc / rr, ss / rr) if rr > 0 else (1.0, 0.0)
                 lo, hi = limits[j, 0], limits[j, 1]
-                if clamp and lo == lo and theta < lo:
-                    theta = lo
-                if clamp and hi == hi and theta > hi:
-                    theta = hi
-                _rotvec(ax, ay, az, theta, L)
+                if clamp and (lo == lo or hi == hi):
+                    theta = math.atan2(st, ct)
+                    if (lo == lo and theta < lo) or (hi == hi and theta > hi):
+                        theta = lo if lo == lo and theta < lo else hi
+                        ct, st = math.cos(theta), math.sin(theta)
+                _rot_cs(ax, ay, az, ct, st, L)
                 ok = parent_ok and nvalid == t1 - t0
                 gdet[j] = ok
         elif s == TWO_BONE:
@@ -358,12 +384,15 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
             if use_free:
                 _quat_to_mat(free[n, j, 0], free[n, j, 1], free[n, j, 2], free[n, j, 3], L)
         _matmul(Gp, L, T1)
-        G[n, j] = T1
+        for a in range(3):
+            for b in range(3):
+                G[n, j, a, b] = T1[a, b]
         if s == END:
             quat[n, j, 0], quat[n, j, 1], quat[n, j, 2], quat[n, j, 3] = 1.0, 0.0, 0.0, 0.0
         else:
             _mat_to_quat(L, q)
-            quat[n, j] = q
+            for a in range(4):
+                quat[n, j, a] = q[a]
         det_frame[n, j] = ok and det_local[j]
 
 
@@ -385,10 +414,9 @@ def _two_bone(n, j, c, g, x, Gp, trest, tptr, axes, limits, clamp, L, T1, T2, d1
     cos_phi = (d1[0] * d2[0] + d1[1] * d2[1] + d1[2] * d2[2]) / den
     cx, cy, cz = d1[1] * d2[2] - d1[2] * d2[1], d1[2] * d2[0] - d1[0] * d2[2], d1[0] * d2[1] - d1[1] * d2[0]
     sin_phi = math.sqrt(cx * cx + cy * cy + cz * cz) / den
+    _shortest_arc(o_c, d1, T2)  # R1: the first bone onto its observed direction (shared by both solutions)
     if sin_phi < _STRAIGHT_SIN:
-        for a in range(3):
-            u2[a] = o_c[a]
-        _shortest_arc(u2, d1, L)
+        _copy33(T2, L)
         return True
     ax, ay, az = axes[c, 0], axes[c, 1], axes[c, 2]
     # o_c . R_a(theta) o_g = A + B cos(theta) + C sin(theta) must equal |o_c||o_g| cos(phi).
@@ -399,36 +427,75 @@ def _two_bone(n, j, c, g, x, Gp, trest, tptr, axes, limits, clamp, L, T1, T2, d1
     xg = (ay * o_g[2] - az * o_g[1], az * o_g[0] - ax * o_g[2], ax * o_g[1] - ay * o_g[0])
     C = o_c[0] * xg[0] + o_c[1] * xg[1] + o_c[2] * xg[2]
     R0 = math.sqrt(B * B + C * C)
-    alpha = math.atan2(C, B)
+    ca, sa = B / R0, C / R0  # cos and sin of alpha = atan2(C, B)
     noc = math.sqrt(o_c[0] ** 2 + o_c[1] ** 2 + o_c[2] ** 2)
     nog = math.sqrt(o_g[0] ** 2 + o_g[1] ** 2 + o_g[2] ** 2)
-    target = (noc * nog * cos_phi - A) / R0
-    delta = math.acos(min(1.0, max(-1.0, target)))
+    cd = min(1.0, max(-1.0, (noc * nog * cos_phi - A) / R0))  # cos(delta)
+    sd = math.sqrt(max(0.0, 1.0 - cd * cd))
     lo, hi = limits[c, 0], limits[c, 1]
+    has_limits = lo == lo or hi == hi
     best = 1e300
-    best_theta = 0.0
-    for sign in (1.0, -1.0):
-        theta = (alpha + sign * delta + math.pi) % (2 * math.pi) - math.pi
+    for k in range(2):
+        sign = 1.0 if k == 0 else -1.0
+        ct, st = ca * cd - sign * sa * sd, sa * cd + sign * ca * sd  # theta = alpha +- delta
         viol = 0.0
-        if lo == lo and theta < lo:
-            viol += lo - theta
-        if hi == hi and theta > hi:
-            viol += theta - hi
-        _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, T1, T2, u2)
-        tr = min(3.0, max(-1.0, T1[0, 0] + T1[1, 1] + T1[2, 2]))
+        if has_limits:
+            theta = math.atan2(st, ct)
+            if lo == lo and theta < lo:
+                viol += lo - theta
+            if hi == hi and theta > hi:
+                viol += theta - hi
+        out = L if k == 0 else T1
+        _swing_twist_bent(o_g, ax, ay, az, ct, st, T2, d1, d2, out, u2)
+        tr = min(3.0, max(-1.0, out[0, 0] + out[1, 1] + out[2, 2]))
         # A small violation (noise, a capture slightly past the limit) is traded against a ball joint far
-        # from rest, and then clamped; with limits enforced, a candidate more than _LIMIT_SLACK outside them
-        # loses to one inside (positions cannot tell the two apart: the limit can).
+        # from rest, and then clamped by the hinge child; with limits enforced, a candidate more than
+        # _LIMIT_SLACK outside them loses to one inside (positions cannot tell the two apart: the limit can).
         score = math.acos((tr - 1.0) / 2.0) + _LIMIT_WEIGHT * viol
         if clamp and viol > _LIMIT_SLACK:
             score += 1e3
-        if score < best:
-            best, best_theta = score, theta
-    # the ball joint keeps the twist of the chosen solution; its hinge child clamps its own angle (clamping
-    # here would straighten the limb and lose the twist about it)
-    theta = best_theta
-    _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, L, T2, u2)
+        if k == 0:
+            best = score
+        elif score < best:
+            _copy33(T1, L)
     return False
+
+
+@_jit
+def _swing_twist_bent(o_g, ax, ay, az, ct, st, R1, d1, d2, out, u2):
+    """``R1`` (taking the first bone onto d1) followed by the twist about d1 that best matches d2 with the
+    second bone at rest bent by the hinge angle (cos ``ct``, sin ``st``) about its axis. Writes ``out``."""
+    t = 1.0 - ct
+    # u2 = R_a(theta) o_g, then p = R1 u2
+    r00, r01, r02 = ct + ax * ax * t, ax * ay * t - az * st, ax * az * t + ay * st
+    r10, r11, r12 = ay * ax * t + az * st, ct + ay * ay * t, ay * az * t - ax * st
+    r20, r21, r22 = az * ax * t - ay * st, az * ay * t + ax * st, ct + az * az * t
+    u2[0] = r00 * o_g[0] + r01 * o_g[1] + r02 * o_g[2]
+    u2[1] = r10 * o_g[0] + r11 * o_g[1] + r12 * o_g[2]
+    u2[2] = r20 * o_g[0] + r21 * o_g[1] + r22 * o_g[2]
+    pv = (R1[0, 0] * u2[0] + R1[0, 1] * u2[1] + R1[0, 2] * u2[2],
+          R1[1, 0] * u2[0] + R1[1, 1] * u2[1] + R1[1, 2] * u2[2],
+          R1[2, 0] * u2[0] + R1[2, 1] * u2[1] + R1[2, 2] * u2[2])  # fmt: skip
+    n1 = math.sqrt(d1[0] ** 2 + d1[1] ** 2 + d1[2] ** 2)
+    nx, ny, nz = d1[0] / n1, d1[1] / n1, d1[2] / n1
+    pn = pv[0] * nx + pv[1] * ny + pv[2] * nz
+    px, py, pz = pv[0] - pn * nx, pv[1] - pn * ny, pv[2] - pn * nz
+    qn = d2[0] * nx + d2[1] * ny + d2[2] * nz
+    qx, qy, qz = d2[0] - qn * nx, d2[1] - qn * ny, d2[2] - qn * nz
+    sn = (py * qz - pz * qy) * nx + (pz * qx - px * qz) * ny + (px * qy - py * qx) * nz
+    cs = px * qx + py * qy + pz * qz
+    r = math.sqrt(sn * sn + cs * cs)
+    c, s_ = (cs / r, sn / r) if r > 0 else (1.0, 0.0)  # cos and sin of the twist psi
+    # out = R(n, psi) @ R1
+    t = 1.0 - c
+    r00, r01, r02 = c + nx * nx * t, nx * ny * t - nz * s_, nx * nz * t + ny * s_
+    r10, r11, r12 = ny * nx * t + nz * s_, c + ny * ny * t, ny * nz * t - nx * s_
+    r20, r21, r22 = nz * nx * t - ny * s_, nz * ny * t + nx * s_, c + nz * nz * t
+    for b in range(3):
+        t0, t1, t2 = R1[0, b], R1[1, b], R1[2, b]
+        out[0, b] = r00 * t0 + r01 * t1 + r02 * t2
+        out[1, b] = r10 * t0 + r11 * t1 + r12 * t2
+        out[2, b] = r20 * t0 + r21 * t1 + r22 * t2
 
 
 @_jit
@@ -472,43 +539,11 @@ def _two_bone_reach(n, j, c, g, x, Gp, trest, tptr, axes, limits, L, T, d, v, u)
 
 
 @_jit
-def _swing_twist_bent(o_c, o_g, ax, ay, az, theta, d1, d2, out, T, u2):
-    """The rotation taking o_c exactly onto d1 and then twisting about d1 so that the second bone at rest,
-    bent by theta about the hinge axis, best matches d2."""
-    _rotvec(ax, ay, az, theta, T)
-    for a in range(3):
-        u2[a] = T[a, 0] * o_g[0] + T[a, 1] * o_g[1] + T[a, 2] * o_g[2]
-    _shortest_arc(o_c, d1, T)  # T = R1
-    pv = (T[0, 0] * u2[0] + T[0, 1] * u2[1] + T[0, 2] * u2[2],
-          T[1, 0] * u2[0] + T[1, 1] * u2[1] + T[1, 2] * u2[2],
-          T[2, 0] * u2[0] + T[2, 1] * u2[1] + T[2, 2] * u2[2])  # fmt: skip
-    n1 = math.sqrt(d1[0] ** 2 + d1[1] ** 2 + d1[2] ** 2)
-    nx, ny, nz = d1[0] / n1, d1[1] / n1, d1[2] / n1
-    pn = pv[0] * nx + pv[1] * ny + pv[2] * nz
-    px, py, pz = pv[0] - pn * nx, pv[1] - pn * ny, pv[2] - pn * nz
-    qn = d2[0] * nx + d2[1] * ny + d2[2] * nz
-    qx, qy, qz = d2[0] - qn * nx, d2[1] - qn * ny, d2[2] - qn * nz
-    sn = (py * qz - pz * qy) * nx + (pz * qx - px * qz) * ny + (px * qy - py * qx) * nz
-    psi = math.atan2(sn, px * qx + py * qy + pz * qz)
-    # out = R(n, psi) @ R1, with R1 held in T
-    c, s_ = math.cos(psi), math.sin(psi)
-    t = 1.0 - c
-    r00, r01, r02 = c + nx * nx * t, nx * ny * t - nz * s_, nx * nz * t + ny * s_
-    r10, r11, r12 = ny * nx * t + nz * s_, c + ny * ny * t, ny * nz * t - nx * s_
-    r20, r21, r22 = nz * nx * t - ny * s_, nz * ny * t + nx * s_, c + nz * nz * t
-    for b in range(3):
-        t0, t1, t2 = T[0, b], T[1, b], T[2, b]
-        out[0, b] = r00 * t0 + r01 * t1 + r02 * t2
-        out[1, b] = r10 * t0 + r11 * t1 + r12 * t2
-        out[2, b] = r20 * t0 + r21 * t1 + r22 * t2
-
-
-@_jit
 def _solve_serial(x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
                   tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight):  # fmt: skip
-    M3, V3 = np.empty((5, 3, 3), x.dtype), np.empty((3, 3), x.dtype)
-    q, gdet = np.empty(4, x.dtype), np.zeros(parents.shape[0], np.bool_)
-    hint, hinted = np.zeros(parents.shape[0], x.dtype), np.zeros(parents.shape[0], np.bool_)
+    M3, V3 = np.empty((5, 3, 3), np.float64), np.empty((3, 3), np.float64)  # scratch in float64 for any input
+    q, gdet = np.empty(4, np.float64), np.zeros(parents.shape[0], np.bool_)
+    hint, hinted = np.zeros(parents.shape[0], np.float64), np.zeros(parents.shape[0], np.bool_)
     for n in range(x.shape[0]):
         _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
               tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight,
@@ -521,9 +556,9 @@ def _solve_parallel(x, valid, twist, free, use_free, clamp, parents, solver, tpt
     N = x.shape[0]
     size = (N + chunks - 1) // chunks
     for c in numba.prange(chunks):
-        M3, V3 = np.empty((5, 3, 3), x.dtype), np.empty((3, 3), x.dtype)
-        q, gdet = np.empty(4, x.dtype), np.zeros(parents.shape[0], np.bool_)
-        hint, hinted = np.zeros(parents.shape[0], x.dtype), np.zeros(parents.shape[0], np.bool_)
+        M3, V3 = np.empty((5, 3, 3), np.float64), np.empty((3, 3), np.float64)
+        q, gdet = np.empty(4, np.float64), np.zeros(parents.shape[0], np.bool_)
+        hint, hinted = np.zeros(parents.shape[0], np.float64), np.zeros(parents.shape[0], np.bool_)
         for n in range(c * size, min(N, (c + 1) * size)):
             _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx, trest, basis, axes, limits,
                   tb_child, tb_grand, det_local, det_global, quat, G, det_frame, straight,
@@ -550,8 +585,7 @@ def solve(
     tw = np.zeros((N, J), dt) if twist is None else np.ascontiguousarray(twist, dtype=dt)
     fr = np.zeros((1, J, 4), dt) if free is None else np.ascontiguousarray(free, dtype=dt)
     args = (x, valid, tw, fr, free is not None, respect_limits, plan.parents, plan.solver, plan.tptr, plan.tidx,
-            plan.trest.astype(dt), plan.basis.astype(dt), plan.axes.astype(dt),
-            plan.limits.astype(dt),
+            plan.trest, plan.basis, plan.axes, plan.limits,
             plan.tb_child, plan.tb_grand, plan.det_local, plan.det_global, quat, G, det_frame, straight)  # fmt: skip
     if N >= PARALLEL_MIN:
         _solve_parallel(*args, numba.get_num_threads() * 4)
