@@ -237,6 +237,63 @@ def test_acceleration_error_ignores_constant_velocity(batch: tuple[int, ...]) ->
     assert acceleration_error(seq, torch.zeros_like(seq)).item() > 0.1
 
 
+@pytest.mark.parametrize("fps", [24.0, 30.0, 60.0, 120.0])
+def test_acceleration_error_per_second_squared_of_a_parabola(fps: float) -> None:
+    # x = a t^2 along x (t in seconds, frame i at t = i / fps) has acceleration 2a at every frame rate
+    a = 1.7
+    t = torch.arange(12, dtype=F64) / fps
+    pred = torch.zeros(12, 2, 3, dtype=F64)
+    pred[:, :, 0] = (a * t**2)[:, None]
+    still = torch.zeros_like(pred)
+    assert acceleration_error(pred, still, fps=fps).item() == pytest.approx(2 * a, rel=1e-9)
+    # per frame^2 (the default, unchanged): 2a / fps^2
+    assert acceleration_error(pred, still).item() == pytest.approx(2 * a / fps**2, rel=1e-9)
+
+
+def test_acceleration_error_pools_frame_rates() -> None:
+    # the same motion sampled at 30 and 60 fps: equal in m/s^2, a factor 4 apart in m/frame^2
+    def clip(fps: float) -> torch.Tensor:
+        t = torch.arange(int(fps), dtype=F64) / fps  # one second
+        x = torch.stack([torch.sin(2 * t), t**3, 0 * t], -1)  # (T, 3)
+        return x[:, None, :]  # (T, 1, 3)
+
+    e30, e60 = (acceleration_error(clip(f), torch.zeros_like(clip(f)), fps=f).item() for f in (30.0, 60.0))
+    assert e30 == pytest.approx(e60, rel=0.05)
+    f30, f60 = (acceleration_error(clip(f), torch.zeros_like(clip(f))).item() for f in (30.0, 60.0))
+    assert f30 / f60 == pytest.approx(4.0, rel=0.05)
+
+
+def test_evaluation_pools_acceleration_per_second_squared() -> None:
+    """evaluate_solver's accel_mm_s2: clips at 30 and 60 fps whose outputs are off by the same physical
+    acceleration (root + a t^2, t in seconds) pool to 2a; the per-frame^2 values differ by 4x."""
+    from kinepose.data.sources.deepmimic import load_deepmimic
+    from kinepose.evaluation import evaluate_solver
+    from kinepose.kinematics import analytic_ik
+
+    clips = [load_deepmimic("walk"), load_deepmimic("jump")]  # 39 frames at 30 fps, 107 at 60 fps
+    assert [round(m.fps) for m in clips] == [30, 60]  # DeepMimic frame times: 30.0012 and 60.0024 fps
+    fps_of = {m.num_frames: m.fps for m in clips}
+    a = 0.5  # m/s^2 / 2
+
+    def solver(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r = analytic_ik(clips[0].skeleton, joints)
+        t = torch.arange(joints.shape[0], dtype=joints.dtype) / fps_of[joints.shape[0]]
+        return r.local_quat, r.root_pos + (a * t**2)[:, None] * torch.tensor([1.0, 0.0, 0.0], dtype=joints.dtype)
+
+    rep = evaluate_solver(solver, clips)
+    for c in [*rep.clips, rep.overall]:
+        assert c.accel_mm_s2 == pytest.approx(2000 * a, rel=1e-6)
+    assert rep.clips[0].accel_mm == pytest.approx(2000 * a / clips[0].fps ** 2, rel=1e-6)
+    assert rep.clips[1].accel_mm == pytest.approx(2000 * a / clips[1].fps ** 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("fps", [0.0, -30.0, math.inf, math.nan, "fast"])
+def test_acceleration_error_refuses_bad_fps(fps) -> None:
+    seq = torch.zeros(4, 2, 3)
+    with pytest.raises(KineposeError, match="fps: expected a finite number"):
+        acceleration_error(seq, seq, fps=fps)
+
+
 # -------------------------------------------------------------------------------------------- rotations
 
 

@@ -35,12 +35,17 @@ def analytic_solver(skeleton) -> Solver:
     return solve
 
 
-def fitted_solver(skeleton, iterations: int = 4) -> Solver:
-    """Analytic IK followed by least-squares skeleton fitting (:mod:`kinepose.kinematics.fitting`)."""
+def fitted_solver(skeleton, iterations: int = 4, prior=None) -> Solver:
+    """Analytic IK followed by least-squares skeleton fitting (:mod:`kinepose.kinematics.fitting`).
+
+    With ``prior`` (a :class:`~kinepose.kinematics.fitting.PosePrior`, e.g. of the training clips'
+    rotations) the fit is the maximum a posteriori one, the prior weighted by each frame's noise level as
+    its bone lengths reveal it (:func:`~kinepose.kinematics.fitting.estimate_noise_std`): no network.
+    """
     from kinepose.kinematics.fitting import fit_skeleton
 
     def solve(joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r = fit_skeleton(skeleton, joints.double(), iterations=iterations)
+        r = fit_skeleton(skeleton, joints.double(), iterations=iterations, prior=prior)
         return r.local_quat, r.root_pos
 
     return solve
@@ -48,7 +53,9 @@ def fitted_solver(skeleton, iterations: int = 4) -> Solver:
 
 @dataclass
 class ClipResult:
-    """Metrics of one clip. Millimetres and degrees (report units)."""
+    """Metrics of one clip. Millimetres and degrees (report units); ``accel_mm`` is per frame^2 (kept for
+    existing readers; it cannot be pooled over clips of different frame rates), ``accel_mm_s2`` per
+    second^2 (the clip's own fps)."""
 
     clip: str
     frames: int
@@ -58,6 +65,7 @@ class ClipResult:
     geo_unobservable_deg: float
     accel_mm: float
     per_joint_deg: dict[str, float]
+    accel_mm_s2: float = float("nan")
 
 
 @dataclass
@@ -93,6 +101,9 @@ def _clip_metrics(
         geo_unobservable_deg=float(geo[:, ~obs].mean()) if (~obs).any() else float("nan"),
         accel_mm=1000 * float(acceleration_error(pred_pos, clean)) if motion.num_frames >= 3 else float("nan"),
         per_joint_deg={sk.joint_names[j]: float(g) for j, g in zip(rot, geo.mean(0), strict=True)},
+        accel_mm_s2=1000 * float(acceleration_error(pred_pos, clean, fps=motion.fps))
+        if motion.num_frames >= 3
+        else float("nan"),
     )
     return res, geo, (pred_pos - clean).norm(dim=-1)
 
@@ -137,10 +148,10 @@ def evaluate_solver(
     obs = observable_mask(sk)[rot]
     frames = np.array([r.frames for r in results], dtype=float)
 
-    def wmean(attr: str) -> float:
+    def wmean(attr: str, weights: np.ndarray = frames) -> float:
         vals = np.array([getattr(r, attr) for r in results], dtype=float)
         ok = np.isfinite(vals)
-        return float((vals[ok] * frames[ok]).sum() / frames[ok].sum()) if ok.any() else float("nan")
+        return float((vals[ok] * weights[ok]).sum() / weights[ok].sum()) if ok.any() else float("nan")
 
     overall = ClipResult(
         clip="all",
@@ -151,6 +162,8 @@ def evaluate_solver(
         geo_unobservable_deg=float(geo_all[:, ~obs].mean()) if (~obs).any() else float("nan"),
         accel_mm=wmean("accel_mm"),
         per_joint_deg={sk.joint_names[j]: float(v) for j, v in zip(rot, geo_all.mean(0), strict=True)},
+        # the mean over every acceleration sample of every clip (T - 2 per clip), in physical units
+        accel_mm_s2=wmean("accel_mm_s2", frames - 2),
     )
     return EvalReport(
         solver=name,

@@ -1,4 +1,8 @@
-"""Tables and JSON of evaluation reports (millimetres and degrees)."""
+"""Tables and JSON of evaluation reports (millimetres and degrees).
+
+The acceleration error is shown per second^2 (``accel_mm_s2``: each clip at its own frame rate), so
+reports that pool clips of 30 and 60 fps stay comparable.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +19,14 @@ def format_table(report: EvalReport, per_joint: bool = True) -> str:
     """Markdown tables: one row per clip plus the overall row, then per-joint geodesic error."""
     head = (
         "| clip | frames | MPJPE FK(out) (mm) | geodesic, all (deg) | observable joints (deg) "
-        "| unobservable joints (deg) | accel. error (mm/frame^2) |\n|---|---:|---:|---:|---:|---:|---:|"
+        "| unobservable joints (deg) | accel. error (mm/s^2) |\n|---|---:|---:|---:|---:|---:|---:|"
     )
     rows = [head]
     for r in [*report.clips, report.overall]:
         label = f"**{r.clip}**" if r.clip == "all" else r.clip
         rows.append(
             f"| {label} | {r.frames} | {r.mpjpe_mm:.3g} | {r.geo_deg:.2f} | {r.geo_observable_deg:.2f} "
-            f"| {r.geo_unobservable_deg:.2f} | {r.accel_mm:.3g} |"
+            f"| {r.geo_unobservable_deg:.2f} | {r.accel_mm_s2:.0f} |"
         )
     out = "\n".join(rows)
     if per_joint:
@@ -39,14 +43,14 @@ def format_comparison(reports: Sequence[EvalReport]) -> str:
     """One Markdown row per (solver, noise) report, side by side."""
     rows = [
         "| solver | noise (mm) | MPJPE FK(out) (mm) | geodesic, all (deg) | observable (deg) | unobservable (deg) "
-        "| accel. error (mm/frame^2) |",
+        "| accel. error (mm/s^2) |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in reports:
         o = r.overall
         rows.append(
             f"| {r.solver} | {r.noise_mm:g} | {o.mpjpe_mm:.2f} | {o.geo_deg:.2f} | {o.geo_observable_deg:.2f} "
-            f"| {o.geo_unobservable_deg:.2f} | {o.accel_mm:.2f} |"
+            f"| {o.geo_unobservable_deg:.2f} | {o.accel_mm_s2:.0f} |"
         )
     return "\n".join(rows)
 

@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from kinepose.errors import ShapeError
+from kinepose.errors import KineposeError, ShapeError
 from kinepose.metrics._common import ArrayLike, _pair
 
 
-def acceleration_error(pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
-    """Mean error of the second finite difference (acceleration) of joint trajectories.
+def acceleration_error(pred: ArrayLike, target: ArrayLike, fps: float | None = None) -> torch.Tensor:
+    """Mean error of the acceleration (second finite difference) of joint trajectories.
 
     ``mean || (p[t+1] - 2 p[t] + p[t-1]) - (q[t+1] - 2 q[t] + q[t-1]) ||`` over frames ``1..T-2``,
-    joints and leading dims. No frame-rate scaling is applied.
+    joints and leading dims: metres per frame^2. With ``fps`` the difference is divided by the squared
+    frame time ``(1 / fps)^2``, giving metres per second^2, so clips at different frame rates can be
+    compared and pooled (the same motion sampled at 60 fps has 1/4 of its per-frame^2 value at 30 fps).
 
     Args:
         pred, target: sequences (..., T, J, 3), metres, with T >= 3 frames.
+        fps: frames per second (finite, > 0) of both sequences; ``None`` (default): no frame-rate scaling.
     Returns:
-        Scalar tensor, metres per frame^2 (multiply by fps^2 for m/s^2).
+        Scalar tensor: metres per frame^2, or metres per second^2 when ``fps`` is given.
     """
     p, t = _pair(pred, target, "pred", "target", (None, None, 3), "sequences (..., T, J, 3)")
     if p.shape[-3] < 3:
         raise ShapeError(
             f"pred: acceleration needs T >= 3 frames on dim -3 of (..., T, J, 3), got shape {tuple(p.shape)}"
         )
+    if fps is not None:
+        try:
+            rate = float(fps)
+        except (TypeError, ValueError):
+            rate = math.nan
+        if not (math.isfinite(rate) and rate > 0):
+            raise KineposeError(f"fps: expected a finite number of frames per second > 0, got {fps!r}")
     d = p - t  # acceleration is linear: diff of accelerations = acceleration of the difference
     acc = d[..., 2:, :, :] - 2 * d[..., 1:-1, :, :] + d[..., :-2, :, :]  # (..., T-2, J, 3)
-    return torch.linalg.vector_norm(acc, dim=-1).mean()
+    err = torch.linalg.vector_norm(acc, dim=-1).mean()
+    return err if fps is None else err * rate**2
