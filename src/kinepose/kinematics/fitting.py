@@ -87,12 +87,39 @@ def _prior_cost(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor, s
     return sigma**2 * (res / sd).square().sum(-1)
 
 
+def _inv_right_jacobian(phi: torch.Tensor) -> torch.Tensor:
+    """(N, 3) rotation vectors -> (N, 3, 3) inverse right Jacobians of SO(3): the derivative of
+    ``rotvec(R exp(d))`` with respect to ``d`` at 0, ``I + [phi]/2 + (1/t^2 - (1 + cos t)/(2 t sin t)) [phi]^2``."""
+    t = phi.norm(dim=-1)[:, None, None]
+    K = _skew(phi)
+    small = t < 1e-4
+    ts = torch.where(small, torch.ones_like(t), t)
+    c = torch.where(small, torch.full_like(t, 1.0 / 12.0), 1.0 / ts**2 - (1 + torch.cos(ts)) / (2 * ts * torch.sin(ts)))
+    eye = torch.eye(3, dtype=phi.dtype, device=phi.device).expand_as(K)
+    return eye + 0.5 * K + c * (K @ K)
+
+
 def _prior_terms(prior: PosePrior, L: torch.Tensor, layout, axes: torch.Tensor, sigma: torch.Tensor):
-    """Diagonal (N, P) and gradient (N, P) contributions, with the rotation-vector Jacobian taken as I."""
+    """Gauss-Newton (N, P, P) and gradient (N, P) contributions of the prior. A ball joint's rotation vector
+    moves with its increment through the inverse right Jacobian of SO(3) (exact: the fit then reaches the
+    posterior's minimum; taking it as the identity stopped 0.1-0.5% above it); a hinge's angle moves 1:1."""
     res, sd = _prior_rows(prior, L, layout, axes)
     w2 = (sigma[:, None] / sd) ** 2  # (N, P - 3)
-    zero = torch.zeros(L.shape[0], 3, dtype=L.dtype, device=L.device)
-    return torch.cat([zero, w2], -1), torch.cat([zero, w2 * res], -1)
+    N, P = L.shape[0], res.shape[-1] + 3
+    H = torch.zeros(N, P, P, dtype=L.dtype, device=L.device)
+    g = torch.zeros(N, P, dtype=L.dtype, device=L.device)
+    rv = roma.rotmat_to_rotvec(L)  # (N, J, 3)
+    for j, kind, k in layout:
+        i = k - 3  # index into res / w2
+        if kind == "ball":
+            Jp = _inv_right_jacobian(rv[:, j])  # (N, 3, 3)
+            W = w2[:, i : i + 3]  # (N, 3)
+            H[:, k : k + 3, k : k + 3] = Jp.transpose(1, 2) @ (W[..., None] * Jp)
+            g[:, k : k + 3] = (Jp.transpose(1, 2) @ (W * res[:, i : i + 3])[..., None])[..., 0]
+        else:
+            H[:, k, k] = w2[:, i]
+            g[:, k] = w2[:, i] * res[:, i]
+    return H, g
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
@@ -251,9 +278,9 @@ def fit_skeleton(
         JtJ = Jm.transpose(1, 2) @ Jm
         g = Jm.transpose(1, 2) @ r[..., None]
         if prior is not None:
-            pd, pr = _prior_terms(prior, L, layout, axes, sigma)
-            JtJ = JtJ + torch.diag_embed(pd)
-            g = g + pr[..., None]
+            pH, pg = _prior_terms(prior, L, layout, axes, sigma)
+            JtJ = JtJ + pH
+            g = g + pg[..., None]
         diag = torch.diagonal(JtJ, dim1=1, dim2=2)
         A = JtJ + torch.diag_embed(lam[:, None] * diag + 1e-9)
         step = -torch.linalg.solve(A, g)[..., 0]  # (N, P)
