@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "name": "run",
     "seed": 0,
     "data": {
-        "dataset": "deepmimic",  # deepmimic | synthetic_hand
+        "dataset": "deepmimic",  # deepmimic | synthetic_hand | bvh | npz
         "eval_clips": ["walk", "run", "jump", "kick", "dance_b"],  # never trained on
         "val_clips": ["spin", "punch"],  # early stopping and model selection; not trained on
         "hand_sequences": {"train": 160, "val": 16, "test": 24, "length": 120, "fps": 30.0},
@@ -40,6 +40,16 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 256,
         "samples_per_epoch": 16384,
         "num_workers": 0,
+        # data.dataset: bvh | npz (your own motion, docs/training_own_bvh.md)
+        "files": [],  # paths or globs
+        "units": "m",  # m | cm | mm | inch | cmu, or metres per file unit
+        "split": {"train": [0.0, 1.0], "val": [0.0, 0.0], "test": [0.0, 0.0]},  # fractions of each file
+        "train": [],  # or whole files per split (paths or globs)
+        "val": [],
+        "test": [],
+        "bone_scale": [1.0, 1.0],  # per-bone random scaling of the skeleton for training copies
+        "bone_scale_copies": 1,
+        "hinges": False,  # fit hinge axes of 1-DOF joints from the training rotations
     },
     "model": {"name": "hybrid"},  # other keys are the model family's constructor arguments
     "loss": {
@@ -112,6 +122,11 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.batch_size": (_at_least(1), ">= 1"),
     "data.samples_per_epoch": (_at_least(1), ">= 1"),
     "data.num_workers": (_at_least(0), ">= 0"),
+    "data.bone_scale": (_pair(0.0, low_open=True), "a [low, high] range with 0 < low <= high"),
+    "data.bone_scale_copies": (_at_least(0), ">= 0"),
+    "data.split.train": (lambda v: 0 <= v[0] <= v[1] <= 1, "a [a, b] range with 0 <= a <= b <= 1"),
+    "data.split.val": (lambda v: 0 <= v[0] <= v[1] <= 1, "a [a, b] range with 0 <= a <= b <= 1"),
+    "data.split.test": (lambda v: 0 <= v[0] <= v[1] <= 1, "a [a, b] range with 0 <= a <= b <= 1"),
     "loss.w_rot": (_at_least(0.0), ">= 0"),
     "loss.w_fk": (_at_least(0.0), ">= 0"),
     "loss.w_pos": (_at_least(0.0), ">= 0"),

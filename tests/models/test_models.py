@@ -27,6 +27,7 @@ TINY = {
     "iknet": {"hidden": 32, "layers": 2},
     "seed0": {"dim": 32, "mixer_layers": 2, "dense_layers": 1},
     "sequence": {"dim": 32, "layers": 2, "window": 4},
+    "twist": {"hidden": 32, "layers": 2, "context": True},
 }
 VARIANTS = {
     "iknet": [{"head": h} for h in HEAD_KINDS],
@@ -154,6 +155,8 @@ class TestEveryModel:
             model(joints, torch.ones(B, T, J + 1))
 
     def test_normalization_round_trip(self, name: str, config: dict, skeleton: str) -> None:
+        if name == "twist" and skeleton == "hand21":
+            pytest.skip("positions fix every rotation of hand21: the twist model's output is analytic IK's")
         model = _build(name, config, skeleton).eval()
         joints = _joints(model)
         J = model.num_joints

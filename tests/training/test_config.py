@@ -56,4 +56,4 @@ def test_recipes_resolve():
     assert len(files) >= 6
     for f in files:
         cfg = resolve_config(f)
-        assert cfg["model"]["name"] in ("hybrid", "seed0", "sequence", "iknet")
+        assert cfg["model"]["name"] in ("hybrid", "seed0", "sequence", "iknet", "twist")

@@ -47,7 +47,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("data.dataset=bvh", "unknown dataset 'bvh'"),
+        ("data.dataset=nosuch", "unknown dataset 'nosuch'"),
         ("model.encoder=mlpp", "unknown value 'mlpp'"),
         ("model.name=hybridd", "unknown model 'hybridd'"),
         ("loss.rotation=l2", "loss.rotation: unknown 'l2'"),

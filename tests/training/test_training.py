@@ -110,7 +110,7 @@ def test_cli_bad_inputs(tmp_path, capsys):
     assert main(["ik", "--model", "analytic", "--input", str(tmp_path / "bad.npy"), "--output", str(out)]) == 2
     assert "has 14 joints" in capsys.readouterr().err and not out.exists()
     x = np.zeros((5, 15, 3))
-    x[2, 3, 1] = np.nan
+    x[2, 3, 1] = np.inf  # NaN would be a missing joint; inf is an error naming the frame
     np.save(tmp_path / "nan.npy", x)
     assert main(["ik", "--model", "analytic", "--input", str(tmp_path / "nan.npy"), "--output", str(out)]) == 2
     assert "frame 2" in capsys.readouterr().err and not out.exists()

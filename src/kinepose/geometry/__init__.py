@@ -34,6 +34,7 @@ from kinepose.geometry.rotations import (
     sixd_to_matrix,
     sixd_to_quat,
 )
+from kinepose.geometry.swing_twist import swing_twist, swing_twist_error, twist_quat, wrap_angle
 
 __all__ = [
     "EULER_ORDERS",
@@ -65,4 +66,8 @@ __all__ = [
     "random_quat",
     "sixd_to_matrix",
     "sixd_to_quat",
+    "swing_twist",
+    "swing_twist_error",
+    "twist_quat",
+    "wrap_angle",
 ]

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from kinepose.data.datasets import AugmentConfig, augment_batch
-from kinepose.data.sources import get_source
+from kinepose.data.sources import source_skeleton
 from kinepose.errors import KineposeError
 from kinepose.geometry.rotations import quat_to_matrix
 from kinepose.kinematics.fk import forward_kinematics_matrix
@@ -21,20 +21,20 @@ from kinepose.metrics.rotations import geodesic_error
 from kinepose.models.base import PoseModel
 from kinepose.models.losses import ROTATION_LOSSES, fk_position_loss, rotation_loss
 from kinepose.models.registry import create_model
-from kinepose.skeleton.presets import get_skeleton
 
 RNG_KEY = "kinepose_rng"  # where a checkpoint keeps the random generators' states
 
 
 def build_model(cfg: dict) -> PoseModel:
-    """The model of a config: ``model.name`` with the other ``model`` keys, on the data source's skeleton.
+    """The model of a config: ``model.name`` with the other ``model`` keys, on the data source's skeleton (its preset,
+    or for file sources the skeleton of the recipe's first training file).
 
     Raises:
         KineposeError: an unknown data set, model family, model key or value.
     """
     model_cfg = dict(cfg["model"])
     name = model_cfg.pop("name")
-    skeleton = get_skeleton(get_source(cfg["data"]["dataset"]).skeleton)
+    skeleton = source_skeleton(cfg)  # a preset, or for the bvh / npz sources that of the recipe's files
     return create_model(name, skeleton, **model_cfg)
 
 

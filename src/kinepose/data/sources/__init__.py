@@ -2,7 +2,9 @@
 
 ``data.dataset`` in a recipe names a source. A source says which skeleton its motion is on and how it splits;
 no clip is ever in two parts. Built-in sources are imported only when asked for, so this module is light (the
-CLI's help reads it). Register your own with :func:`register_source`::
+CLI's help reads it). Two built-ins read your own files: ``bvh`` (:mod:`kinepose.data.sources.bvh`) and ``npz``
+(:mod:`kinepose.data.sources.npz`); their skeleton is that of the files (:func:`source_skeleton`). Register your own
+with :func:`register_source`::
 
     @register_source("my_mocap", skeleton="humanoid")
     def my_split(cfg: dict) -> tuple[list[Motion], list[Motion], list[Motion]]: ...
@@ -19,11 +21,12 @@ from kinepose.errors import KineposeError
 
 if TYPE_CHECKING:
     from kinepose.data.motion import Motion
+    from kinepose.skeleton.core import Skeleton
 
     Split = tuple[list[Motion], list[Motion], list[Motion]]
 
-__all__ = ["DEEPMIMIC_CLIPS", "DEFAULT_EVAL_CLIPS", "DataSource", "get_source", "list_sources", "load_split",
-           "register_source"]  # fmt: skip
+__all__ = ["DEEPMIMIC_CLIPS", "DEFAULT_EVAL_CLIPS", "FROM_FILES", "DataSource", "get_source", "list_sources",
+           "load_split", "register_source", "source_skeleton"]  # fmt: skip
 
 #: The 15 DeepMimic clips that ship in pybullet's wheel, and the five held out for evaluation by default.
 DEEPMIMIC_CLIPS = (
@@ -43,10 +46,19 @@ class DataSource:
 
 
 _SOURCES: dict[str, DataSource] = {}
+#: The ``skeleton`` of sources whose skeleton is that of their files (:func:`source_skeleton` reads it).
+FROM_FILES = "from_files"
 #: Built-in sources: name -> (skeleton, "module:function"), imported on first use.
 _BUILTIN = {
     "deepmimic": ("humanoid", "kinepose.data.sources.deepmimic:deepmimic_split"),
     "synthetic_hand": ("hand21", "kinepose.data.sources.synthetic_hand:synthetic_hand_split"),
+    "bvh": (FROM_FILES, "kinepose.data.sources.bvh:bvh_split"),
+    "npz": (FROM_FILES, "kinepose.data.sources.npz:npz_split"),
+}
+#: Sources whose skeleton is that of their files (``skeleton == FROM_FILES``): name -> "module:function(cfg)".
+_FILE_SKELETONS = {
+    "bvh": "kinepose.data.sources.bvh:bvh_skeleton",
+    "npz": "kinepose.data.sources.npz:npz_skeleton",
 }
 
 
@@ -76,6 +88,19 @@ def get_source(name: str) -> DataSource:
     skeleton, target = _BUILTIN[name]
     module, fn = target.split(":")
     return DataSource(name, skeleton, getattr(importlib.import_module(module), fn))
+
+
+def source_skeleton(cfg: dict) -> Skeleton:
+    """The skeleton of the config's ``data.dataset``: its preset, or for file sources (``bvh``, ``npz``) that of
+    the recipe's first training file."""
+    name = cfg["data"]["dataset"]
+    source = get_source(name)
+    if source.skeleton == FROM_FILES and name in _FILE_SKELETONS:
+        module, fn = _FILE_SKELETONS[name].split(":")
+        return getattr(importlib.import_module(module), fn)(cfg)
+    from kinepose.skeleton.presets import get_skeleton
+
+    return get_skeleton(source.skeleton)
 
 
 def load_split(cfg: dict) -> Split:
