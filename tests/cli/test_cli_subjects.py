@@ -98,3 +98,36 @@ def test_coco_keypoints_onto_h36m(tmp_path, capsys):
     assert main(["ik", "--model", "analytic", "--input", str(tmp_path / "coco.npy"), "--output", str(out),
                  "--skeleton", "h36m17", "--layout", "octopus"]) == 2  # fmt: skip
     assert "octopus" in capsys.readouterr().err
+
+
+def test_bvh_rig_in_other_units_needs_units(tmp_path, capsys):
+    """A .bvh solved on its own rig has no template to compare with: a rig tens of units across at rest is
+    not a person in metres, so the command asks for --units instead of writing 'metres' that are not."""
+    fixture = str(Path(__file__).parents[1] / "fixtures" / "mocapbank_rig.bvh")
+    out = tmp_path / "o.npz"
+    assert main(["ik", "--model", "analytic", "--input", fixture, "--output", str(out)]) == 2
+    assert "looks like cm: pass --units cm" in capsys.readouterr().err and not out.exists()
+    assert main(["ik", "--model", "analytic", "--input", fixture, "--output", str(out), "--units", "cm"]) == 0
+    assert "0.00 mm from the input" in capsys.readouterr().out
+
+
+def test_unit_hint_accounts_for_the_units_given(tmp_path, walk, capsys):
+    inp = _save(tmp_path / "mm.npz", walk.skeleton, walk.positions().numpy() * 1000)
+    out = tmp_path / "o.npz"
+    assert main(["ik", "--model", "analytic", "--input", inp, "--output", str(out), "--units", "cm"]) == 2
+    assert "--units mm" in capsys.readouterr().err  # not "dm": the file is in millimetres
+    inp = _save(tmp_path / "m.npz", walk.skeleton, walk.positions().numpy())
+    assert main(["ik", "--model", "analytic", "--input", inp, "--output", str(out), "--units", "mm"]) == 2
+    assert "metres already" in capsys.readouterr().err
+
+
+def test_confidence_zero_means_not_detected(tmp_path, walk, capsys):
+    x = walk.positions().numpy().copy()
+    x[:, 7] = 0.0  # OpenPose writes an undetected joint as 0, 0, 0 with confidence 0
+    conf = np.ones(x.shape[:2])
+    conf[:, 7] = 0.0
+    inp = tmp_path / "c.npz"
+    np.savez(inp, joints=x, joint_names=np.array(walk.skeleton.joint_names), confidence=conf)
+    out = tmp_path / "o.npz"
+    assert main(["ik", "--model", "analytic", "--input", str(inp), "--output", str(out)]) == 0
+    assert f"{len(x)} missing joint positions" in capsys.readouterr().out

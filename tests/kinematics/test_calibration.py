@@ -87,10 +87,17 @@ def test_lengths_are_robust_to_outlier_frames(walk):
 
 
 def test_missing_joints_do_not_stop_calibration(walk):
-    x = walk.positions().clone()
-    x[:, 4] = float("nan")  # one joint never seen: its two bones keep the template's length
-    est = estimate_bone_lengths(walk.skeleton, x)
-    assert not est.measured[4] and est.lengths[4] == pytest.approx(walk.skeleton.bone_lengths()[4])
+    """A joint never seen: its bones take the other side's measured lengths when it has a left/right
+    partner (a hidden knee: the other leg's thigh and shin), else the template's."""
+    sk = walk.skeleton
+    subj = scaled_subject(sk, 4)
+    x = forward_kinematics(subj, walk.local_quat, walk.root_pos).positions.clone()
+    knee, other, neck = sk.index("right_knee"), sk.index("left_knee"), sk.index("neck")
+    x[:, knee] = float("nan")
+    x[:, neck] = float("nan")
+    est = estimate_bone_lengths(sk, x)
+    assert est.measured[knee] and est.lengths[knee] == pytest.approx(subj.bone_lengths()[other], abs=1e-9)
+    assert not est.measured[neck] and est.lengths[neck] == pytest.approx(sk.bone_lengths()[neck])
 
 
 @pytest.mark.parametrize(

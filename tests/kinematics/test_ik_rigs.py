@@ -185,8 +185,21 @@ def test_missing_joints_are_used_not_refused():
     y[3, 0] = float("nan")
     r = analytic_ik(sk, y)
     torch.testing.assert_close(r.root_pos[3], m.positions()[3, 0], atol=1e-9, rtol=0)
-    with pytest.raises(KineposeError, match="frame 0 has no joint with a position"):
+    with pytest.raises(KineposeError, match="no frame has a joint with a position"):
         analytic_ik(sk, torch.full((1, sk.num_joints, 3), float("nan")))
+    # the root missing in every frame: placed by a rigid fit of chest and hips, its rotation solved from
+    # them, so FK of the result reproduces every joint that is there (the reviewer saw 16.5 mm before)
+    z = m.positions().clone()
+    z[:, 0] = float("nan")
+    r = analytic_ik(sk, z)
+    fk = forward_kinematics(sk, r.local_quat, r.root_pos).positions
+    assert float((fk - m.positions()).norm(dim=-1).max()) < 1e-9 and not bool(r.valid[:, 0].any())
+    # a frame with no joint at all (a detector dropout) holds the nearest frame's root, in the rest pose
+    z = m.positions().clone()
+    z[4] = float("nan")
+    r = analytic_ik(sk, z)
+    assert torch.isfinite(r.local_quat).all() and not bool(r.valid[4].any())
+    torch.testing.assert_close(r.root_pos[4], m.positions()[3, 0], atol=1e-9, rtol=0)
 
 
 def test_given_twist_and_free_rotations_keep_positions():

@@ -26,10 +26,12 @@ examples:
   kinepose clip kick --noise-mm 10 --output kick.npz       a bundled clip's joints as a file
 
 file formats (kinepose ik):
-  input   .npz  array `joints` (T, J, 3) metres, optional `joint_names`, `fps`
-          .npy  (T, J, 3) or (J, 3) metres, joints in the skeleton's order
-          .csv  header <joint>_x,<joint>_y,<joint>_z,... (optional leading `frame`), one row per frame
-          .bvh  joint positions by the file's own FK (use --scale for centimetres: 0.01)
+  input   .npz  array `joints` (T, J, 3) metres, optional `joint_names`, `fps`, `confidence` (T, J)
+          .npy  (T, J, 3) or (J, 3) metres, joints in the skeleton's order (or a --layout's, e.g. coco17)
+          .csv  header <joint>_x,<joint>_y,<joint>_z,... (optional leading `frame`, optional <joint>_c), one row
+                per frame; nan = a missing joint
+          .bvh  joint positions by the file's own FK (--units cm for centimetres, --units cmu for CMU's)
+          other units than metres are refused naming --units; NaN (or confidence 0) is a missing joint
   output  .npz  local_quat (T, J, 4) w,x,y,z, root_pos, joint_names, parents, observable, fps, joints
           .bvh  any BVH consumer (Blender, MotionBuilder); ZXY rotation channels
           .csv  frame, root_x.., <joint>_qw, _qx, _qy, _qz per joint
@@ -135,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and a .bvh output of it keeps the input's joint names, hierarchy, offsets, units, rotation order and\n"
         "channels. Other inputs default to the humanoid.",
         epilog="examples: kinepose ik --model runs/humanoid_hybrid --input walk.npz --output walk.bvh\n"
-        "          kinepose ik --model analytic --input 01_01.bvh --scale 0.05644 --output 01_01_ik.bvh\n"
+        "          kinepose ik --model analytic --input 01_01.bvh --units cmu --output 01_01_ik.bvh\n"
         "          kinepose ik --model analytic --input joints.csv --skeleton my_rig.yaml --output rot.npz",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

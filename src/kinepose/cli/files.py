@@ -99,7 +99,9 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     joints = torch.as_tensor(data.joints)
     fps = args.fps if args.fps is not None else (data.fps or 30.0)
     if not own:  # a file's own rig is consistent by construction; anything else must be in metres
-        check_units(skeleton, joints, where=f"--input {args.input}")
+        check_units(skeleton, joints, where=f"--input {args.input}", applied=scale)
+    elif args.units is None and args.scale == 1.0:
+        _check_rig_units(skeleton, args.input)
     template = skeleton
     if not own and not args.no_calibrate:  # the subject's bone lengths, not the template's
         skeleton = calibrate_skeleton(template, joints, name=template.name)
@@ -145,6 +147,23 @@ def _cmd_ik(args: argparse.Namespace) -> int:
           f"{int(flags['determined_global'][rotated].sum())} globally" + (f"; {missing} missing joint positions (NaN)"
                                                                           if missing else ""))  # fmt: skip
     return 0
+
+
+def _check_rig_units(skeleton, path: str) -> None:
+    """A .bvh solved on its own rig has no template to compare with: refuse a rig whose rest pose is not of
+    human size in metres (0.3 to 3 m across) unless the units are given, naming the likely unit."""
+    import numpy as np
+
+    from kinepose.kinematics.calibration import UNIT_SCALES
+    from kinepose.kinematics.fk import rest_pose
+
+    p = rest_pose(skeleton).numpy()
+    extent = float(np.ptp(p, axis=0).max())
+    if 0.3 <= extent <= 3.0 or extent == 0:
+        return
+    unit = min((u for u in UNIT_SCALES if u != "m"), key=lambda u: abs(np.log(extent * UNIT_SCALES[u] / 1.7)))
+    raise ValueError(f"--input {path}: the rig is {extent:.4g} units across at rest, not a human size in metres; "
+                     f"it looks like {unit}: pass --units {unit} (or --units m if it is right)")  # fmt: skip
 
 
 def _input_scale(args: argparse.Namespace) -> float:

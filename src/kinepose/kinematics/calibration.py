@@ -85,6 +85,11 @@ def estimate_bone_lengths(
         var.append((1.4826 * mad) ** 2)
         measured[j] = True
     noise = float(np.sqrt(np.median(var) / 2.0)) if var else 0.0
+    partner = {a: b for a, b in skeleton.left_right} | {b: a for a, b in skeleton.left_right}
+    for j in bones:
+        k = partner.get(j)
+        if not measured[j] and k is not None and measured[k] and abs(rest[j] - rest[k]) < 0.1 * rest[j]:
+            sq[j], frames[j], measured[j] = sq[k], frames[k], True  # a hidden knee: the other leg's bones
     for j in bones:
         if measured[j]:
             m = sq[j]  # median length ~ L + 2 s^2 / L (the perpendicular noise lengthens every bone)
@@ -167,26 +172,30 @@ def guess_units(ratio: float) -> str | None:
     return best if abs(np.log(ratio * UNIT_SCALES[best])) < np.log(2.5) else "unknown"
 
 
-def check_units(skeleton: Skeleton, joints: torch.Tensor, where: str = "joints") -> float:
+def check_units(skeleton: Skeleton, joints: torch.Tensor, where: str = "joints", applied: float = 1.0) -> float:
     """Raise :class:`KineposeError` if the joints' bones are far (beyond 2.5x) from the skeleton's lengths:
-    the message names the likely unit and the ``--scale`` that converts it. Returns the bone ratio."""
-    ratio = bone_ratio(skeleton, joints)
+    the message names the likely unit and the ``--scale`` that converts it, given that the joints were
+    already multiplied by ``applied`` (the user's ``--scale``/``--units``). Returns the bone ratio."""
+    ratio = bone_ratio(skeleton, joints) / applied
     unit = guess_units(ratio)
-    if unit is None:
-        return ratio
+    if 1 / 2.5 < ratio * applied < 2.5:
+        return ratio * applied
     if unit == "unknown":
         raise KineposeError(
-            f"{where}: the bones are {ratio:.4g} times as long as those of skeleton '{skeleton.name}' (median); "
+            f"{where}: the file's bones are {ratio:.4g} times as long as those of skeleton '{skeleton.name}' (median); "
             f"that matches no unit kinepose knows ({', '.join(UNIT_SCALES)}): pass --scale {1 / ratio:.4g} "
             f"or check that the joints follow this skeleton"
         )
+    if unit in (None, "m"):
+        raise KineposeError(
+            f"{where}: with --scale/--units {applied:g} the bones are {ratio * applied:.4g} times as long as those of "
+            f"skeleton '{skeleton.name}' (median), but as given they match it: the joints are in metres already; "
+            f"drop --scale/--units"
+        )
     scale = UNIT_SCALES[unit]
-    if unit == "m":  # the skeleton itself must be in other units than the joints: rare, say it plainly
-        unit_text = "metres against a skeleton in other units"
-    else:
-        unit_text = {"dm": "decimetres", "cm": "centimetres", "mm": "millimetres", "inch": "inches",
-                     "cmu": "CMU BVH units (1/0.45 inch)"}[unit]  # fmt: skip
+    unit_text = {"dm": "decimetres", "cm": "centimetres", "mm": "millimetres", "inch": "inches",
+                 "cmu": "CMU BVH units (1/0.45 inch)"}[unit]  # fmt: skip
     raise KineposeError(
-        f"{where}: the bones are {ratio:.4g} times as long as those of skeleton '{skeleton.name}' (median): the "
-        f"joints look like {unit_text}; pass --scale {scale:g} (or --units {unit})"
+        f"{where}: the file's bones are {ratio:.4g} times as long as those of skeleton '{skeleton.name}' (median): "
+        f"the joints look like {unit_text}; pass --scale {scale:g} (or --units {unit})"
     )

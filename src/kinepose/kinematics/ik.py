@@ -47,7 +47,8 @@ limb is straight.
 **Missing joints.** A joint whose position holds NaN is missing in that frame: the solvers use the
 remaining points (a Kabsch joint with one point left falls back to ``swing``), joints that lose their
 points keep their rest (or given) rotation, and ``valid`` is False for them. A missing root is placed
-by a rigid fit of its targets. Infinite values are an error.
+by a rigid fit of its targets (and its rotation solved from them); a frame with no joint at all holds the
+nearest frame's root in the rest pose. Infinite values are an error.
 
 For clean positions with the skeleton's bone lengths, ``FK(IK(x)) == x`` to round-off.
 """
@@ -313,18 +314,23 @@ def determined_mask(skeleton: Skeleton, local: bool = True, moving=None) -> np.n
     return (plan.det_local if local else plan.det_global).copy()
 
 
-def _fill_missing_root(plan: IKPlan, x: np.ndarray, valid: np.ndarray) -> None:
-    """Place a missing root by a rigid fit (rotation and translation) of its targets' rest vectors."""
+def _fill_missing_root(plan: IKPlan, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Place a missing root by a rigid fit (rotation and translation) of its targets' rest vectors; a frame
+    with no joint at all takes the root of the nearest frame that has one. Marks the placed roots valid (so
+    the root's rotation is solved from its targets) and returns the frames placed (the caller marks them
+    undetermined)."""
     frames = np.flatnonzero(~valid[:, 0])
     if len(frames) == 0:
-        return
+        return frames
     idx, rest = plan.tidx[plan.tptr[0] : plan.tptr[1]], plan.trest[plan.tptr[0] : plan.tptr[1]]
+    empty = []
     for n in frames:
         ok = valid[n, idx]
         if not ok.any():
             seen = np.flatnonzero(valid[n])
             if len(seen) == 0:
-                raise KineposeError(f"joints: frame {n} has no joint with a position (all NaN)")
+                empty.append(n)
+                continue
             x[n, 0] = x[n, seen].mean(0)  # nothing better to go on; the root stays marked undetermined
             continue
         r, d = rest[ok], x[n, idx[ok]]
@@ -335,6 +341,15 @@ def _fill_missing_root(plan: IKPlan, x: np.ndarray, valid: np.ndarray) -> None:
             x[n, 0] = d.mean(0) - R @ r.mean(0)
         else:
             x[n, 0] = (d - r).mean(0)
+    placed = np.setdiff1d(frames, empty)
+    valid[placed, 0] = True
+    if empty:
+        have = np.flatnonzero(valid[:, 0])
+        if len(have) == 0:
+            raise KineposeError("joints: no frame has a joint with a position (all NaN)")
+        for n in empty:  # an empty frame (a detector dropout) holds the nearest frame's root, in the rest pose
+            x[n, 0] = x[have[np.argmin(np.abs(have - n))], 0]
+    return frames
 
 
 def analytic_ik(
@@ -378,9 +393,10 @@ def analytic_ik(
                              f"(NaN marks a missing joint; inf is not allowed)")  # fmt: skip
     valid = ~np.isnan(x).any(-1)
     plan = _compile(skeleton, _moving(skeleton, moving))
+    placed = np.zeros(0, np.int64)
     if not valid.all():
         x = np.where(valid[..., None], x, 0.0).astype(x.dtype)
-        _fill_missing_root(plan, x, valid)
+        placed = _fill_missing_root(plan, x, valid)
     x = np.ascontiguousarray(x)
     N = x.shape[0]
     tw = fr = None
@@ -396,6 +412,7 @@ def analytic_ik(
         fr = fr.reshape(N, J, 4).numpy()
         fr = fr / np.linalg.norm(fr, axis=-1, keepdims=True)
     quat, G, det_frame, straight = K.solve(plan, x, valid, tw, fr, respect_limits)
+    det_frame[placed, 0] = False  # a root placed by a fit of its children is not measured
     root = x[:, 0].copy()
 
     def out(a: np.ndarray, *shape: int) -> torch.Tensor:

@@ -183,7 +183,7 @@ def load_joints(
             :mod:`kinepose.skeleton.layouts`): they are converted onto ``skeleton`` (virtual joints such as
             the pelvis = mid-hips are formed; joints the layout cannot give are missing, NaN).
         min_confidence: joints whose ``confidence`` (npz key, or ``<joint>_c`` CSV columns) is below this
-            are missing (NaN) in that frame.
+            are missing (NaN) in that frame; a confidence of 0 (OpenPose's "not detected") always is.
 
     Returns:
         :class:`JointsFile` with (T, J, 3) float64 ``joints``.
@@ -236,7 +236,7 @@ def load_joints(
     if conf is not None:
         if conf.shape != joints.shape[:2]:
             raise FileFormatError(f"'confidence' has shape {conf.shape}, expected {joints.shape[:2]} (T, J)", spath)
-        joints = np.where((conf < min_confidence)[..., None], np.nan, joints)
+        joints = np.where(((conf < min_confidence) | (conf <= 0))[..., None], np.nan, joints)  # 0: not detected
     if layout is not None:
         joints, names = _from_layout(joints, names, layout, skeleton, spath)
     if skeleton is not None:
