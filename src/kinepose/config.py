@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {
         "dataset": "deepmimic",  # deepmimic | synthetic_hand | bvh | npz
+        "skeleton": None,  # a preset name or skeleton file (.yaml/.json/.bvh/.urdf) to replay the motion on
         "eval_clips": ["walk", "run", "jump", "kick", "dance_b"],  # never trained on
         "val_clips": ["spin", "punch"],  # early stopping and model selection; not trained on
         "hand_sequences": {"train": 160, "val": 16, "test": 24, "length": 120, "fps": 30.0},

@@ -103,6 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace the run the run folder holds (model.pt, checkpoints/)")
     p.add_argument("--resume", default=None, metavar="RUN",
                    help="continue the interrupted run in folder RUN from RUN/checkpoints/last.ckpt")  # fmt: skip
+    p.add_argument("--skeleton", default=None,
+                   help=f"replay the recipe's motion on {SKELETON_HELP} (the same as data.skeleton=...)")  # fmt: skip
     p.add_argument("--noise-levels", type=float, nargs="+", default=[0.0, 10.0], help="noise (mm) of the final table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)

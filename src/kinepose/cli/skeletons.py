@@ -48,28 +48,10 @@ def check_model_skeleton(spec: str | None, model_skeleton: Skeleton, option: str
 
 
 def motion_on_skeleton(motion: Motion, skeleton: Skeleton, option: str = "--skeleton") -> Motion:
-    """``motion`` replayed on ``skeleton``: each joint takes the rotation of the clip's joint of the same name (bone
-    lengths and rest directions are the skeleton's), hinges projected onto their axes, the root path unchanged.
+    """``motion`` replayed on ``skeleton`` (:func:`kinepose.data.motion.replay_on_skeleton`)."""
+    from kinepose.data.motion import replay_on_skeleton
 
-    Raises:
-        ValueError: naming ``option``, when a joint of ``skeleton`` is not in the clip or the roots differ.
-    """
-    from kinepose.data.motion import Motion
-    from kinepose.kinematics.fk import project_to_joint_kinds
-
-    names = motion.skeleton.joint_names
-    missing = [n for n in skeleton.joint_names if n not in names]
-    if missing:
-        raise ValueError(f"{option}: joints {missing} of skeleton '{skeleton.name}' are not in the clip's skeleton "
-                         f"'{motion.skeleton.name}' ({list(names)}); rotations are matched by joint name")  # fmt: skip
-    if skeleton.joint_names[0] != names[0]:
-        raise ValueError(f"{option}: the root of skeleton '{skeleton.name}' is {skeleton.joint_names[0]!r}, the "
-                         f"clip's is {names[0]!r}; the root path needs the same root")  # fmt: skip
-    if same_tree(skeleton, motion.skeleton) and skeleton is motion.skeleton:
-        return motion
-    idx = [names.index(n) for n in skeleton.joint_names]
-    q = project_to_joint_kinds(skeleton, motion.local_quat[:, idx])
-    return Motion(skeleton, q, motion.root_pos, motion.fps, motion.name, {**motion.meta, "skeleton": skeleton.name})
+    return replay_on_skeleton(motion, skeleton, option)
 
 
 def add_skeleton_command(sub: argparse._SubParsersAction) -> None:

@@ -123,7 +123,8 @@ def _train_config(args: argparse.Namespace) -> tuple[dict, str]:
     if args.resume is None:
         if args.config is None:
             raise ValueError("give a recipe (kinepose train configs/humanoid_hybrid.yaml) or --resume RUN")
-        cfg = resolve_config(args.config, args.overrides)
+        overrides = list(args.overrides) + ([f"data.skeleton={args.skeleton}"] if args.skeleton else [])
+        cfg = resolve_config(args.config, overrides)
         check_run_name(cfg["name"])  # before it becomes runs/<name>
         return cfg, args.out or os.path.join("runs", cfg["name"])
     extra = ([args.config] if args.config else []) + list(args.overrides)

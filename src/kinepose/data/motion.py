@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 import torch
 
 from kinepose._validation import as_tensor, check_finite, check_joints
-from kinepose.errors import ShapeError
+from kinepose.errors import KineposeError, ShapeError
 from kinepose.geometry.rotations import check_unit_quat
 from kinepose.kinematics.fk import forward_kinematics
 from kinepose.skeleton.core import Skeleton
 
-__all__ = ["Motion", "check_motion_arrays"]
+__all__ = ["Motion", "check_motion_arrays", "replay_on_skeleton"]
 
 
 def check_motion_arrays(
@@ -100,3 +100,28 @@ class Motion:
 
     def __repr__(self) -> str:
         return f"Motion('{self.name}', {self.num_frames} frames at {self.fps:g} fps on {self.skeleton!r})"
+
+
+def replay_on_skeleton(motion: Motion, skeleton: Skeleton, option: str = "skeleton") -> Motion:
+    """``motion`` replayed on ``skeleton``: each joint takes the rotation of the clip's joint of the same name (bone
+    lengths and rest directions are the skeleton's), hinges projected onto their axes, the root path unchanged.
+
+    Raises:
+        KineposeError: naming ``option``, when a joint of ``skeleton`` is not in the clip or the roots differ.
+    """
+    from kinepose.kinematics.fk import project_to_joint_kinds
+
+    names = motion.skeleton.joint_names
+    missing = [n for n in skeleton.joint_names if n not in names]
+    if missing:
+        raise KineposeError(f"{option}: joints {missing} of skeleton '{skeleton.name}' are not in the clip's "
+                            f"skeleton '{motion.skeleton.name}' ({list(names)}); rotations are matched by joint "
+                            f"name")  # fmt: skip
+    if skeleton.joint_names[0] != names[0]:
+        raise KineposeError(f"{option}: the root of skeleton '{skeleton.name}' is {skeleton.joint_names[0]!r}, the "
+                            f"clip's is {names[0]!r}; the root path needs the same root")  # fmt: skip
+    if skeleton is motion.skeleton:
+        return motion
+    idx = [names.index(n) for n in skeleton.joint_names]
+    q = project_to_joint_kinds(skeleton, motion.local_quat[:, idx])
+    return Motion(skeleton, q, motion.root_pos, motion.fps, motion.name, {**motion.meta, "skeleton": skeleton.name})

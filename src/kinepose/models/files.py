@@ -153,13 +153,12 @@ def load_model(path: str) -> PoseModel:
 def _model_from_checkpoint(payload: dict) -> PoseModel:
     """The model inside a Lightning checkpoint of a kinepose run (``IKTask`` holds it as ``model``), built without
     Lightning: the stored config names the family and the data source names the skeleton."""
-    from kinepose.data.sources import get_source
-    from kinepose.skeleton.presets import get_skeleton
+    from kinepose.data.sources import source_skeleton
 
     cfg = payload["hyper_parameters"]["cfg"]
     model_cfg = dict(cfg["model"])
     name = model_cfg.pop("name")
-    model = create_model(name, get_skeleton(get_source(cfg["data"]["dataset"]).skeleton), **model_cfg)
+    model = create_model(name, source_skeleton(cfg), **model_cfg)
     prefix = "model."
     state = {k[len(prefix) :]: v for k, v in payload["state_dict"].items() if k.startswith(prefix)}
     model.load_state_dict(state)

@@ -95,6 +95,12 @@ def source_skeleton(cfg: dict) -> Skeleton:
     the recipe's first training file."""
     name = cfg["data"]["dataset"]
     source = get_source(name)
+    spec = cfg["data"].get("skeleton")
+    if spec:  # data.skeleton (kinepose train --skeleton): the motion replayed on a preset or skeleton file
+        import kinepose.data.formats.bvh  # noqa: F401  (registers the .bvh skeleton reader)
+        from kinepose.skeleton.presets import load_skeleton
+
+        return load_skeleton(spec)
     if source.skeleton == FROM_FILES and name in _FILE_SKELETONS:
         module, fn = _FILE_SKELETONS[name].split(":")
         return getattr(importlib.import_module(module), fn)(cfg)
@@ -104,5 +110,12 @@ def source_skeleton(cfg: dict) -> Skeleton:
 
 
 def load_split(cfg: dict) -> Split:
-    """(train, val, test) clips for the config's ``data.dataset``; clip-level, never overlapping."""
-    return get_source(cfg["data"]["dataset"]).split(cfg)
+    """(train, val, test) clips for the config's ``data.dataset``; clip-level, never overlapping. With
+    ``data.skeleton``, every clip is replayed on that skeleton (rotations matched by joint name)."""
+    split = get_source(cfg["data"]["dataset"]).split(cfg)
+    if not cfg["data"].get("skeleton"):
+        return split
+    from kinepose.data.motion import replay_on_skeleton
+
+    sk = source_skeleton(cfg)
+    return tuple([replay_on_skeleton(m, sk, "data.skeleton") for m in part] for part in split)  # type: ignore[return-value]
