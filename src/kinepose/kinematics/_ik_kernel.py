@@ -26,6 +26,15 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
+def _in_parent(n, j, k, x, Gp, d, v):
+    """d = x_k - x_j (world) and v = Gp^T d (the same vector in the parent's frame of joint j)."""
+    for a in range(3):
+        d[a] = x[n, k, a] - x[n, j, a]
+    for a in range(3):
+        v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+
+
+@_jit
 def _copy33(src, dst):
     for i in range(3):
         for j in range(3):
@@ -274,10 +283,8 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
                     gdet[j] = nvalid == t1 - t0
             if not solved and valid[n, j] and first >= 0:  # one usable child point: swing towards it
                 k = tidx[first]
+                _in_parent(n, j, k, x, Gp, d, v)
                 for a in range(3):
-                    d[a] = x[n, k, a] - x[n, j, a]
-                for a in range(3):
-                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
                     u[a] = trest[first, a]
                 _shortest_arc(u, v, L)
         elif s == ANCHORED:
@@ -285,10 +292,8 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
             # fits the points reached through zero-length children (which then take what is left)
             k = tidx[t0]
             if valid[n, j] and valid[n, k]:
+                _in_parent(n, j, k, x, Gp, d, v)
                 for a in range(3):
-                    d[a] = x[n, k, a] - x[n, j, a]
-                for a in range(3):
-                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
                     u[a] = trest[t0, a]
                 nv = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
                 if nv > 0:
@@ -318,10 +323,8 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
         elif s == SWING:
             k = tidx[t0]
             if valid[n, j] and valid[n, k]:
+                _in_parent(n, j, k, x, Gp, d, v)
                 for a in range(3):
-                    d[a] = x[n, k, a] - x[n, j, a]
-                for a in range(3):
-                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
                     u[a] = trest[t0, a]
                 nv = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
                 if nv > 0:
@@ -339,10 +342,7 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
                     if not valid[n, k]:
                         continue
                     nvalid += 1
-                    for a in range(3):
-                        d[a] = x[n, k, a] - x[n, j, a]
-                    for a in range(3):
-                        v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
+                    _in_parent(n, j, k, x, Gp, d, v)
                     ux, uy, uz = trest[t, 0], trest[t, 1], trest[t, 2]
                     ua = ux * ax + uy * ay + uz * az
                     va = v[0] * ax + v[1] * ay + v[2] * az
@@ -371,10 +371,8 @@ def _pose(n, x, valid, twist, free, use_free, clamp, parents, solver, tptr, tidx
                 ok = parent_ok and not straight[n, j]
                 gdet[j] = not straight[n, j]
             elif valid[n, j] and valid[n, c]:
+                _in_parent(n, j, c, x, Gp, d, v)
                 for a in range(3):
-                    d[a] = x[n, c, a] - x[n, j, a]
-                for a in range(3):
-                    v[a] = Gp[0, a] * d[0] + Gp[1, a] * d[1] + Gp[2, a] * d[2]
                     u[a] = trest[t0, a]
                 _shortest_arc(u, v, L)
             elif valid[n, j] and valid[n, g]:  # the middle joint is missing: bend it to the observed reach
