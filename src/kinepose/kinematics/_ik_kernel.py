@@ -49,9 +49,8 @@ def _matmul(A, B, out):
 
 
 @_jit
-def _rotvec(ax, ay, az, angle, out):
-    """Rotation by ``angle`` about the unit axis (ax, ay, az) (Rodrigues)."""
-    c, s = math.cos(angle), math.sin(angle)
+def _rot_cs(ax, ay, az, c, s, out):
+    """Rotation about the unit axis (ax, ay, az) by the angle whose cosine and sine are c and s."""
     t = 1.0 - c
     out[0, 0] = c + ax * ax * t
     out[0, 1] = ax * ay * t - az * s
@@ -65,18 +64,9 @@ def _rotvec(ax, ay, az, angle, out):
 
 
 @_jit
-def _rot_cs(ax, ay, az, c, s, out):
-    """Rotation about the unit axis (ax, ay, az) by the angle whose cosine and sine are c and s."""
-    t = 1.0 - c
-    out[0, 0] = c + ax * ax * t
-    out[0, 1] = ax * ay * t - az * s
-    out[0, 2] = ax * az * t + ay * s
-    out[1, 0] = ay * ax * t + az * s
-    out[1, 1] = c + ay * ay * t
-    out[1, 2] = ay * az * t - ax * s
-    out[2, 0] = az * ax * t - ay * s
-    out[2, 1] = az * ay * t + ax * s
-    out[2, 2] = c + az * az * t
+def _rotvec(ax, ay, az, angle, out):
+    """Rotation by ``angle`` about the unit axis (ax, ay, az) (Rodrigues)."""
+    _rot_cs(ax, ay, az, math.cos(angle), math.sin(angle), out)
 
 
 @_jit
