@@ -508,3 +508,23 @@ def test_mediapipe_hand_layout_onto_the_hand21_preset(tmp_path):
     # same order, other names: the conversion is a renaming
     assert mp.joint_names != sk.joint_names
     np.testing.assert_allclose(got, kp)
+
+
+def test_empty_and_na_csv_cells_are_missing_joints(tmp_path, sk, pose):
+    """pandas writes NaN as an empty cell, R and spreadsheets as NA: both are missing joints, not errors."""
+    pos = pose[2]
+    p = _write_csv(tmp_path / "e.csv", sk.joint_names, pos)
+    lines = (tmp_path / "e.csv").read_text().splitlines()
+    cells = lines[2].split(",")
+    cells[1 + 3 * 4] = ""  # frame 1, joint 4, x
+    cells[1 + 3 * 6 + 1] = "NA"  # frame 1, joint 6, y
+    lines[2] = ",".join(cells)
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    got = load_joints(p, sk).joints
+    missing = np.isnan(got).any(-1)
+    assert missing[1, 4] and missing[1, 6] and int(missing.sum()) == 2
+    cells[1] = "abc"
+    lines[2] = ",".join(cells)
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError, match="non-numeric value 'abc'"):
+        load_joints(p, sk)

@@ -275,12 +275,20 @@ def _csv_groups(header: list[str], line: int, path: str, suffixes: tuple[str, ..
     return names
 
 
-def _csv_values(rows: list[tuple[int, list[str]]], header: list[str], path: str) -> np.ndarray:
-    """(N, C) float64 of the data rows; errors name the line (and column for non-numeric cells)."""
+_MISSING_CELLS = frozenset({"", "na", "nan", "n/a", "null", "none"})
+
+
+def _csv_values(
+    rows: list[tuple[int, list[str]]], header: list[str], path: str, missing_ok: bool = False
+) -> np.ndarray:
+    """(N, C) float64 of the data rows; errors name the line (and column for non-numeric cells). With
+    ``missing_ok``, empty cells and NA/NaN/null (what pandas and spreadsheets write for a missing value) are NaN."""
     n = len(header)
     for line, cells in rows:
         if len(cells) != n:
             raise FileFormatError(f"row has {len(cells)} cells, the header has {n} columns", path, line)
+    if missing_ok:
+        rows = [(line, ["nan" if c.strip().lower() in _MISSING_CELLS else c for c in cells]) for line, cells in rows]
     try:
         return np.array([cells for _, cells in rows], dtype=np.float64).reshape(len(rows), n)
     except ValueError:

@@ -20,7 +20,8 @@ Joint positions (inputs, :data:`SUPPORTED_INPUTS`)
     comma separated, UTF-8, the header row first. An optional leading ``frame`` column (ignored), then
     three columns per joint, ``<joint>_x,<joint>_y,<joint>_z`` in that order (the joint name is the header
     up to its last ``_``; names may contain ``_``), optionally a ``<joint>_c`` confidence column per joint.
-    Then one row per frame with as many cells as the header; ``nan`` marks a missing joint.
+    Then one row per frame with as many cells as the header; ``nan``, an empty cell or ``NA`` marks a missing
+    joint.
     Blank lines are skipped. Error messages give 1-based line numbers (the header is line 1)::
 
         frame,root_x,root_y,root_z,chest_x,chest_y,chest_z
@@ -323,7 +324,7 @@ def _read_joints_csv(path: str) -> tuple[np.ndarray, list[str], list[int]]:
     conf_cols = [i for i, h in enumerate(header) if i >= start and h.endswith("_c")]
     keep = [i for i in range(len(header)) if i not in conf_cols]
     names = _csv_groups([header[i] for i in keep], hline, path, _AXES, start)
-    values = _csv_values(data, header, path)  # (T, columns)
+    values = _csv_values(data, header, path, missing_ok=True)  # (T, columns); empty/NA cells: missing joints
     conf = None
     if conf_cols:
         by_name = {header[i][:-2]: i for i in conf_cols}
