@@ -131,3 +131,22 @@ def test_confidence_zero_means_not_detected(tmp_path, walk, capsys):
     out = tmp_path / "o.npz"
     assert main(["ik", "--model", "analytic", "--input", str(inp), "--output", str(out)]) == 0
     assert f"{len(x)} missing joint positions" in capsys.readouterr().out
+
+
+def test_skeleton_of_a_bvh_rig_in_cm_asks_for_scale(tmp_path, capsys):
+    fixture = str(Path(__file__).parents[1] / "fixtures" / "mocapbank_rig.bvh")
+    out = tmp_path / "mb.yaml"
+    assert main(["skeleton", fixture, "--output", str(out)]) == 2
+    assert "pass --scale 0.01" in capsys.readouterr().err and not out.exists()
+    assert main(["skeleton", fixture, "--scale", "0.01", "--output", str(out), "--units", "cm"]) == 0
+    from kinepose.skeleton import read_skeleton_file
+
+    f = read_skeleton_file(str(out))
+    assert f.units == "cm" and 0.3 < float(np.ptp(forward_kinematics(f.skeleton, *_rest(f.skeleton)).positions.numpy(),
+                                                    axis=0).max()) < 3.0  # fmt: skip
+
+
+def _rest(sk):
+    from kinepose.geometry import quat_identity
+
+    return quat_identity((sk.num_joints,), dtype=torch.float64), torch.zeros(3, dtype=torch.float64)

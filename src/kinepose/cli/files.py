@@ -101,7 +101,7 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     if not own:  # a file's own rig is consistent by construction; anything else must be in metres
         check_units(skeleton, joints, where=f"--input {args.input}", applied=scale)
     elif args.units is None and args.scale == 1.0:
-        _check_rig_units(skeleton, args.input)
+        _check_rig_units(skeleton, f"--input {args.input}")
     template = skeleton
     if not own and not args.no_calibrate:  # the subject's bone lengths, not the template's
         skeleton = calibrate_skeleton(template, joints, name=template.name)
@@ -149,7 +149,7 @@ def _cmd_ik(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_rig_units(skeleton, path: str) -> None:
+def _check_rig_units(skeleton, path: str, option: str = "--units") -> None:
     """A .bvh solved on its own rig has no template to compare with: refuse a rig whose rest pose is not of
     human size in metres (0.3 to 3 m across) unless the units are given, naming the likely unit."""
     import numpy as np
@@ -162,8 +162,10 @@ def _check_rig_units(skeleton, path: str) -> None:
     if 0.3 <= extent <= 3.0 or extent == 0:
         return
     unit = min((u for u in UNIT_SCALES if u != "m"), key=lambda u: abs(np.log(extent * UNIT_SCALES[u] / 1.7)))
-    raise ValueError(f"--input {path}: the rig is {extent:.4g} units across at rest, not a human size in metres; "
-                     f"it looks like {unit}: pass --units {unit} (or --units m if it is right)")  # fmt: skip
+    fix = f"--units {unit} (or --units m if it is right)" if option == "--units" else \
+        f"--scale {UNIT_SCALES[unit]:.6g} (or --scale 1 if it is right)"
+    raise ValueError(f"{path}: the rig is {extent:.4g} units across at rest, not a human size in metres; "
+                     f"it looks like {unit}: pass {fix}")  # fmt: skip
 
 
 def _input_scale(args: argparse.Namespace) -> float:

@@ -67,7 +67,7 @@ def add_skeleton_command(sub: argparse._SubParsersAction) -> None:
         "skeleton file (an existing file is kept unless --force).",
         epilog="examples: kinepose skeleton hand21\n"
         "          kinepose skeleton humanoid --output humanoid.yaml\n"
-        "          kinepose skeleton 01_01.bvh --scale 0.05644 --output cmu.yaml --units cm\n"
+        "          kinepose skeleton 01_01.bvh --scale 0.0564444 --output cmu.yaml --units cm\n"
         "          kinepose skeleton robot.urdf",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -75,10 +75,12 @@ def add_skeleton_command(sub: argparse._SubParsersAction) -> None:
         "name", help="preset name (humanoid, hand21, h36m17, head) or file (.yaml, .yml, .json, .bvh, .urdf)"
     )
     p.add_argument("--scale", type=positive_float, default=None,
-                   help="multiply lengths, e.g. 0.01 for a .bvh in centimetres (default: file units)")  # fmt: skip
+                   help="multiply the input's lengths, e.g. 0.01 for a .bvh in centimetres, 0.0564444 for CMU's "
+                        "(a .bvh rig not of human size in metres is refused without it)")  # fmt: skip
     p.add_argument("--output", default=None, help="write the skeleton here (.yaml, .yml or .json)")
     p.add_argument("--units", choices=["m", "cm", "mm", "inch"], default=None,
-                   help="length unit of --output (default: the input file's units, else m)")  # fmt: skip
+                   help="length unit written to --output (default: the input file's units, else m); the input's "
+                        "units are --scale")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace an existing --output file")
     p.set_defaults(func=_cmd_skeleton)
 
@@ -108,6 +110,10 @@ def _cmd_skeleton(args: argparse.Namespace) -> int:
         f = read_skeleton_file(args.name)
         source, units, twist = f.skeleton, f.units, dict(f.twist_limits)
     sk = load_skeleton(source, args.scale)
+    if ext == ".bvh" and args.scale is None:  # BVH files carry no unit: a rig not of human size needs --scale
+        from kinepose.cli.files import _check_rig_units
+
+        _check_rig_units(sk, args.name, option="--scale")
     print(sk.describe())
     plan = ik_plan(sk)
     print("\nAnalytic IK solver per joint:", ", ".join(f"{n}={s}" for n, s in zip(sk.joint_names, plan, strict=True)))
