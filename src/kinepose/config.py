@@ -123,8 +123,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.batch_size": (_at_least(1), ">= 1"),
     "data.samples_per_epoch": (_at_least(1), ">= 1"),
     "data.num_workers": (_at_least(0), ">= 0"),
-    "data.skeleton": (lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
-                      "a preset name or a skeleton file (.yaml/.json/.bvh/.urdf), or null"),  # fmt: skip
+    "data.skeleton": (
+        lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+        "a preset name or a skeleton file (.yaml/.json/.bvh/.urdf), or null",
+    ),
     "data.bone_scale": (_pair(0.0, low_open=True), "a [low, high] range with 0 < low <= high"),
     "data.bone_scale_copies": (_at_least(0), ">= 0"),
     "data.split.train": (lambda v: 0 <= v[0] <= v[1] <= 1, "a [a, b] range with 0 <= a <= b <= 1"),

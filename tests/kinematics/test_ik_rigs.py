@@ -205,9 +205,11 @@ def test_missing_joints_are_used_not_refused():
 def test_given_twist_and_free_rotations_keep_positions():
     """``twist`` turns swing joints about their bone and ``free`` sets joints no point determines; FK of the
     result still reproduces the input exactly, and the true twist gives back the true rotation."""
-    m = read_bvh(f"{BVH_DIR}/01_01.bvh").to_motion(CMU_TO_M).slice(0, 40) if os.path.exists(
-        f"{BVH_DIR}/01_01.bvh"
-    ) else None
+    m = (
+        read_bvh(f"{BVH_DIR}/01_01.bvh").to_motion(CMU_TO_M).slice(0, 40)
+        if os.path.exists(f"{BVH_DIR}/01_01.bvh")
+        else None
+    )
     if m is None:
         pytest.skip("assimp-testmodels not installed")
     sk, x = m.skeleton, m.positions()

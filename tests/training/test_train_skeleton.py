@@ -30,7 +30,7 @@ def test_split_replays_on_the_skeleton_file(tall):
     cfg = resolve_config(None, [f"data.skeleton={tall}"])
     sk = source_skeleton(cfg)
     assert sk.name == "tall"
-    train, val, test = load_split(cfg)
+    train, _, _ = load_split(cfg)
     m = train[0]
     np.testing.assert_array_equal(m.skeleton.offsets, sk.offsets)
     x = forward_kinematics(sk, m.local_quat, m.root_pos).positions

@@ -162,8 +162,11 @@ def _check_rig_units(skeleton, path: str, option: str = "--units") -> None:
     if 0.3 <= extent <= 3.0 or extent == 0:
         return
     unit = min((u for u in UNIT_SCALES if u != "m"), key=lambda u: abs(np.log(extent * UNIT_SCALES[u] / 1.7)))
-    fix = f"--units {unit} (or --units m if it is right)" if option == "--units" else \
-        f"--scale {UNIT_SCALES[unit]:.6g} (or --scale 1 if it is right)"
+    fix = (
+        f"--units {unit} (or --units m if it is right)"
+        if option == "--units"
+        else f"--scale {UNIT_SCALES[unit]:.6g} (or --scale 1 if it is right)"
+    )
     raise ValueError(f"{path}: the rig is {extent:.4g} units across at rest, not a human size in metres; "
                      f"it looks like {unit}: pass {fix}")  # fmt: skip
 
