@@ -102,9 +102,11 @@ class Motion:
         return f"Motion('{self.name}', {self.num_frames} frames at {self.fps:g} fps on {self.skeleton!r})"
 
 
-def replay_on_skeleton(motion: Motion, skeleton: Skeleton, option: str = "skeleton") -> Motion:
+def replay_on_skeleton(motion: Motion, skeleton: Skeleton, option: str = "skeleton", scale_root: bool = True) -> Motion:
     """``motion`` replayed on ``skeleton``: each joint takes the rotation of the clip's joint of the same name (bone
-    lengths and rest directions are the skeleton's), hinges projected onto their axes, the root path unchanged.
+    lengths and rest directions are the skeleton's), hinges projected onto their axes. With ``scale_root`` the
+    root path is scaled by the ratio of the two skeletons' rest heights below the root (y up: a skeleton with
+    legs 1.2 times as long walks 1.2 times as high and as far, so its feet stay on the ground); else unchanged.
 
     Raises:
         KineposeError: naming ``option``, when a joint of ``skeleton`` is not in the clip or the roots differ.
@@ -124,4 +126,15 @@ def replay_on_skeleton(motion: Motion, skeleton: Skeleton, option: str = "skelet
         return motion
     idx = [names.index(n) for n in skeleton.joint_names]
     q = project_to_joint_kinds(skeleton, motion.local_quat[:, idx])
-    return Motion(skeleton, q, motion.root_pos, motion.fps, motion.name, {**motion.meta, "skeleton": skeleton.name})
+    root = motion.root_pos
+    if scale_root:
+        from kinepose.kinematics.fk import rest_pose
+
+        def depth(sk: Skeleton) -> float:
+            p = rest_pose(sk, dtype=torch.float64)
+            return float(p[0, 1] - p[:, 1].min())
+
+        old, new = depth(motion.skeleton), depth(skeleton)
+        if old > 1e-6 and new > 1e-6:
+            root = root * (new / old)
+    return Motion(skeleton, q, root, motion.fps, motion.name, {**motion.meta, "skeleton": skeleton.name})
