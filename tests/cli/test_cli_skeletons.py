@@ -18,7 +18,7 @@ from kinepose.geometry import random_quat
 from kinepose.geometry.rotations import quat_about_axis
 from kinepose.kinematics import forward_kinematics, project_to_joint_kinds
 from kinepose.skeleton import get_skeleton
-from kinepose.skeleton.files import read_skeleton, read_skeleton_file, write_skeleton
+from kinepose.skeleton.skeleton_file import read_skeleton, read_skeleton_file, write_skeleton
 
 CMU = "/usr/share/assimp/models/BVH/01_01.bvh"
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")

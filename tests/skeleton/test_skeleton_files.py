@@ -13,15 +13,15 @@ import pytest
 import kinepose.data.formats  # noqa: F401  (registers the .bvh skeleton reader)
 from kinepose.errors import FileFormatError, KineposeError
 from kinepose.skeleton import Skeleton, get_skeleton, list_skeletons, skeleton_from_dict, skeleton_to_dict
-from kinepose.skeleton.files import (
+from kinepose.skeleton.files import detect_left_right
+from kinepose.skeleton.presets import load_skeleton, register_skeleton_reader
+from kinepose.skeleton.skeleton_file import (
     UNITS,
-    detect_left_right,
     read_skeleton,
     read_skeleton_file,
     skeleton_file_text,
     write_skeleton,
 )
-from kinepose.skeleton.presets import load_skeleton, register_skeleton_reader
 
 CMU = "/usr/share/assimp/models/BVH/01_01.bvh"
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures")

@@ -101,8 +101,8 @@ def _cmd_skeleton(args: argparse.Namespace) -> int:
 
     import kinepose.data.formats  # noqa: F401  (registers the .bvh skeleton reader)
     from kinepose.kinematics.ik import ik_plan
-    from kinepose.skeleton.files import SKELETON_FILE_EXTENSIONS, read_skeleton_file, write_skeleton
     from kinepose.skeleton.presets import load_skeleton
+    from kinepose.skeleton.skeleton_file import SKELETON_FILE_EXTENSIONS, read_skeleton_file, write_skeleton
 
     units, twist = "m", {}
     source = args.name

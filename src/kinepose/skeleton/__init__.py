@@ -3,22 +3,16 @@
 - :mod:`kinepose.skeleton.core`: names, parents (root -1), joint kinds, offsets, hinge axes and limits.
 - :mod:`kinepose.skeleton.presets`: humanoid (DeepMimic, from pybullet's URDF), hand21, h36m17, head;
   ``load_skeleton(name_or_path)`` resolves a preset, a YAML/JSON skeleton file, a URDF or a BVH header.
-- :mod:`kinepose.skeleton.files`: the skeleton file format (``read_skeleton``/``write_skeleton``, see
-  docs/skeleton_files.md) and ``skeleton_to_dict``/``skeleton_from_dict`` (model files, ONNX metadata).
+- :mod:`kinepose.skeleton.skeleton_file`: the skeleton file format (``read_skeleton``/``write_skeleton``, see
+  docs/skeleton_files.md); :mod:`kinepose.skeleton.files`: ``skeleton_to_dict``/``skeleton_from_dict`` (model
+  files, ONNX metadata).
 - :mod:`kinepose.skeleton.urdf`: skeletons from any URDF.
 - :mod:`kinepose.skeleton.layouts`: named keypoint layouts (COCO-17, Halpe-26, H36M-17, MediaPipe Pose 33,
   hand 21, BODY_25, SMPL-24) and conversions between them (docs/layouts.md).
 """
 
 from kinepose.skeleton.core import JOINT_KINDS, Skeleton
-from kinepose.skeleton.files import (
-    SkeletonFile,
-    read_skeleton,
-    read_skeleton_file,
-    skeleton_from_dict,
-    skeleton_to_dict,
-    write_skeleton,
-)
+from kinepose.skeleton.files import skeleton_from_dict, skeleton_to_dict
 from kinepose.skeleton.layouts import (
     Layout,
     convert_layout,
@@ -39,6 +33,7 @@ from kinepose.skeleton.presets import (
     load_skeleton,
     register_skeleton_reader,
 )
+from kinepose.skeleton.skeleton_file import SkeletonFile, read_skeleton, read_skeleton_file, write_skeleton
 from kinepose.skeleton.urdf import skeleton_from_urdf
 
 __all__ = [

@@ -1,9 +1,9 @@
 """Skeleton presets: data only. ``get_skeleton(name)`` builds one, ``list_skeletons()`` names them.
 
-``load_skeleton(name_or_path)`` takes a preset name or a skeleton file: YAML/JSON (:mod:`kinepose.skeleton.files`),
-URDF (:mod:`kinepose.skeleton.urdf`), or any extension registered with :func:`register_skeleton_reader` (the BVH
-reader of :mod:`kinepose.data.formats.bvh` registers ``.bvh`` when it is imported: it lives in the data layer, above
-this one).
+``load_skeleton(name_or_path)`` takes a preset name or a skeleton file: YAML/JSON
+(:mod:`kinepose.skeleton.skeleton_file`), URDF (:mod:`kinepose.skeleton.urdf`), or any extension registered with
+:func:`register_skeleton_reader` (the BVH reader of :mod:`kinepose.data.formats.bvh` registers ``.bvh`` when it is
+imported: it lives in the data layer, above this one).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from functools import cache
 
 from kinepose.errors import FileFormatError, KineposeError
 from kinepose.skeleton.core import Skeleton
-from kinepose.skeleton.files import SKELETON_FILE_EXTENSIONS, read_skeleton
 from kinepose.skeleton.presets.h36m import h36m17
 from kinepose.skeleton.presets.hand import hand21
 from kinepose.skeleton.presets.head import head
 from kinepose.skeleton.presets.humanoid import humanoid
+from kinepose.skeleton.skeleton_file import SKELETON_FILE_EXTENSIONS, read_skeleton
 
 _PRESETS: dict[str, Callable[[], Skeleton]] = {
     "humanoid": humanoid,
@@ -85,8 +85,8 @@ def load_skeleton(name_or_path: str | os.PathLike | Skeleton, scale: float | Non
     """A skeleton by preset name or from a file.
 
     - a preset name (:func:`list_skeletons`, aliases too): :func:`get_skeleton`;
-    - ``.yaml``/``.yml``/``.json``: a skeleton file (:func:`~kinepose.skeleton.files.read_skeleton`; its ``units``
-      give metres);
+    - ``.yaml``/``.yml``/``.json``: a skeleton file (:func:`~kinepose.skeleton.skeleton_file.read_skeleton`; its
+      ``units`` give metres);
     - ``.urdf``: :func:`~kinepose.skeleton.urdf.skeleton_from_urdf` (URDF lengths are metres);
     - ``.bvh``: the file's ``HIERARCHY`` (:meth:`kinepose.data.formats.bvh.BVH.skeleton`), in file units: pass
       ``scale`` (0.01 for centimetres); needs :mod:`kinepose.data.formats` imported (the CLI does).
