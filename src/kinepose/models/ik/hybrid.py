@@ -157,7 +157,7 @@ class HybridIK(PoseModel):
         lengths = (joints - joints[..., parents, :]).norm(dim=-1)  # (B, T, J), 0 for the root
         rest = self.rest_lengths
         if self.subject is not None:  # deviations from the subject's own lengths, not the template's
-            rest = torch.tensor(self.subject.bone_lengths(), dtype=rest.dtype, device=rest.device).clamp_min(1e-3)
+            rest = self.subject.offsets_tensor(rest.dtype, rest.device).norm(dim=-1).clamp_min(1e-3)
         dev = 10.0 * (lengths / rest - 1.0) * vis * vis[..., parents]
         dev[..., 0] = 0.0
         return torch.cat([x.reshape(B, T, J * 3), vis, dev], dim=-1)
