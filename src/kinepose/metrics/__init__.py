@@ -13,20 +13,37 @@ Inputs may be numpy arrays or tensors, float32 or float64 (mixed inputs are prom
 raise ``ShapeError``, NaN/inf raise ``NonFiniteError``; both name the argument and its shape.
 Every function is pure and differentiable where the maths is.
 
-Modules: :mod:`~kinepose.metrics.positions`, :mod:`~kinepose.metrics.rotations`, :mod:`~kinepose.metrics.temporal`.
+Modules: :mod:`~kinepose.metrics.positions` (also the Ego-Exo4D hand protocol), :mod:`~kinepose.metrics.rotations`,
+:mod:`~kinepose.metrics.temporal` (acceleration, MPJVE), :mod:`~kinepose.metrics.skeletal` (bone-length std).
 """
 
-from kinepose.metrics.positions import auc_3d, joint_errors, mpjpe, n_mpjpe, pa_mpjpe, pck_3d, procrustes_align
+from kinepose.metrics.positions import (
+    auc_3d,
+    egoexo4d_mpjpe,
+    egoexo4d_pa_mpjpe,
+    joint_errors,
+    mpjpe,
+    n_mpjpe,
+    pa_mpjpe,
+    pck_3d,
+    procrustes_align,
+)
 from kinepose.metrics.rotations import euler_mae, geodesic_error
-from kinepose.metrics.temporal import acceleration_error
+from kinepose.metrics.skeletal import BoneLengthStd, bone_length_std
+from kinepose.metrics.temporal import acceleration_error, mpjve
 
 __all__ = [
+    "BoneLengthStd",
     "acceleration_error",
     "auc_3d",
+    "bone_length_std",
+    "egoexo4d_mpjpe",
+    "egoexo4d_pa_mpjpe",
     "euler_mae",
     "geodesic_error",
     "joint_errors",
     "mpjpe",
+    "mpjve",
     "n_mpjpe",
     "pa_mpjpe",
     "pck_3d",

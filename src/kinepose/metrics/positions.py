@@ -8,9 +8,21 @@ from __future__ import annotations
 import roma
 import torch
 
-from kinepose._validation import as_tensor, check_finite
-from kinepose.errors import KineposeError, ShapeError
+from kinepose._validation import as_tensor, check_finite, check_last_dims, check_same_shape
+from kinepose.errors import KineposeError, NonFiniteError, ShapeError
 from kinepose.metrics._common import ArrayLike, _masked_mean, _positions, _weights
+
+__all__ = [
+    "auc_3d",
+    "egoexo4d_mpjpe",
+    "egoexo4d_pa_mpjpe",
+    "joint_errors",
+    "mpjpe",
+    "n_mpjpe",
+    "pa_mpjpe",
+    "pck_3d",
+    "procrustes_align",
+]
 
 
 def joint_errors(pred: ArrayLike, target: ArrayLike) -> torch.Tensor:
@@ -186,3 +198,99 @@ def auc_3d(
     err = torch.linalg.vector_norm(p - t, dim=-1)  # (..., J)
     hits = (err[..., None] < th).to(p.dtype)  # (..., J, K)
     return _masked_mean(hits.mean(-1), w)  # mean over thresholds, then over joints = mean of PCKs
+
+
+# ------------------------------------------------------------------------------------ Ego-Exo4D hand protocol
+
+
+def _egoexo_inputs(
+    pred: ArrayLike, target: ArrayLike, valid: ArrayLike, need_wrist: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Checked ``pred``, ``target`` with every entry that is not needed set to 0, and ``valid`` as (..., J) bool.
+
+    Needed: the valid joints, and the wrist (joint 0) of every sample with a valid joint if ``need_wrist``;
+    those must be finite, the others may be NaN (Ego-Exo4D's ground truth is NaN at invalid joints).
+    """
+    p, t = as_tensor(pred, "pred"), as_tensor(target, "target")
+    check_last_dims(p, "pred", (None, 3), "hand joints (..., J, 3)")
+    check_last_dims(t, "target", (None, 3), "hand joints (..., J, 3)")
+    check_same_shape(p, t, "pred", "target")
+    if p.numel() == 0:
+        raise ShapeError(f"pred: empty input of shape {tuple(p.shape)}; a metric needs at least one value")
+    dtype = torch.promote_types(p.dtype, t.dtype)
+    p, t = p.to(dtype), t.to(device=p.device, dtype=dtype)
+    v = as_tensor(valid, "valid").to(p.device)
+    try:
+        ok = torch.broadcast_shapes(v.shape, p.shape[:-1]) == p.shape[:-1]
+    except RuntimeError:
+        ok = False
+    if v.ndim == 0 or not ok:
+        raise ShapeError(f"valid: expected shape (..., J) broadcasting to {tuple(p.shape[:-1])} (the joints of "
+                         f"pred {tuple(p.shape)}), got {tuple(v.shape)}")  # fmt: skip
+    if not bool(((v == 0) | (v == 1)).all()):
+        raise KineposeError("valid: expected booleans (True = joint counted) or 0/1")
+    v = (v != 0).expand(p.shape[:-1])  # (..., J)
+    need = v.clone()
+    if need_wrist:
+        need[..., 0] |= v.any(-1)
+    for x, name in ((p, "pred"), (t, "target")):
+        bad = need[..., None] & ~torch.isfinite(x)
+        if bool(bad.any()):
+            where = tuple(torch.nonzero(bad)[0].tolist())
+            what = "valid joints and the wrist (joint 0)" if need_wrist else "valid joints"
+            raise NonFiniteError(f"{name}: non-finite value at index {where}; the {what} must be finite")
+    zero = torch.zeros((), dtype=dtype, device=p.device)
+    return torch.where(need[..., None], p, zero), torch.where(need[..., None], t, zero), v
+
+
+def _per_sample_mean(err: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Mean of ``err`` (..., J) over the valid joints of each sample, then over the samples that have one."""
+    n = v.sum(-1)  # (...,)
+    has = n > 0
+    if not bool(has.any()):
+        raise KineposeError(f"valid: no joint is valid (all False, shape {tuple(v.shape)})")
+    per_sample = (err * v).sum(-1) / n.clamp_min(1)  # (...,)
+    return per_sample[has].mean()
+
+
+def egoexo4d_mpjpe(pred: ArrayLike, target: ArrayLike, valid: ArrayLike) -> torch.Tensor:
+    """MPJPE of the Ego-Exo4D hand ego-pose benchmark, on wrist-relative poses.
+
+    Both ``pred`` and ``target`` have their wrist (joint 0) subtracted; the error is the mean Euclidean
+    distance over each hand's valid joints, then the mean over the hands (samples) with at least one valid
+    joint, each hand counting once (the benchmark's ``handpose/evaluation/evaluate.py``; with a wrist-relative
+    prediction it equals that script's ``--offset`` MPJPE). A valid wrist counts, with error 0. Units are the
+    caller's: metres in, metres out (the benchmark reports millimetres: multiply by 1000).
+
+    Args:
+        pred, target: hand joints (..., J, 3) (J = 21, wrist first, as :mod:`kinepose.data.formats.egoexo4d`
+            reads them); each leading index is one hand.
+        valid: (..., J) bool (or broadcastable), the joints that count (the file's ``valid_3d``). ``pred`` and
+            ``target`` may hold NaN at invalid joints; valid joints and the wrist must be finite.
+    Returns:
+        Scalar tensor, in the units of the inputs.
+    Raises:
+        ShapeError: bad shapes. NonFiniteError: a valid joint or a needed wrist is NaN/inf. KineposeError: no
+            valid joint at all, or ``valid`` not boolean.
+    """
+    p, t, v = _egoexo_inputs(pred, target, valid, need_wrist=True)
+    rel_p, rel_t = p - p[..., :1, :], t - t[..., :1, :]  # (..., J, 3), wrist-relative
+    return _per_sample_mean(torch.linalg.vector_norm(rel_p - rel_t, dim=-1), v)
+
+
+def egoexo4d_pa_mpjpe(pred: ArrayLike, target: ArrayLike, valid: ArrayLike) -> torch.Tensor:
+    """PA-MPJPE of the Ego-Exo4D hand benchmark: MPJPE over each hand's valid joints after the best similarity
+    transform (rotation, translation, scale; :func:`procrustes_align`) fit on those valid joints alone.
+
+    Averaged as :func:`egoexo4d_mpjpe` (per hand, then over hands). Translation-invariant, so wrist-relative and
+    camera-relative poses give the same value. Units are the caller's.
+
+    Args:
+        pred, target: hand joints (..., J, 3); each leading index is one hand.
+        valid: (..., J) bool (or broadcastable); ``pred`` and ``target`` may hold NaN at invalid joints.
+    Returns:
+        Scalar tensor, in the units of the inputs.
+    """
+    p, t, v = _egoexo_inputs(pred, target, valid, need_wrist=False)
+    aligned = procrustes_align(p, t, scale=True, weights=v.to(p.dtype))  # invalid joints: weight 0
+    return _per_sample_mean(torch.linalg.vector_norm(aligned - t, dim=-1), v)
