@@ -3,7 +3,7 @@
 Layers (a module may import its own layer and those below it, never above):
 
     base (errors, config, _atomic, _validation, _progress) < geometry < skeleton < kinematics, metrics < data
-    < models < inference, evaluation < training, export < viz < cli
+    < models < inference, evaluation < training, export < viz, frontends < cli
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ LAYERS = {
     "kinepose.training": 7,
     "kinepose.export": 7,
     "kinepose.viz": 8,
+    "kinepose.frontends": 8,
     "kinepose.cli": 9,
 }
 #: Packages that must import at module level neither Lightning, matplotlib, pybullet, TensorBoard nor playwright.

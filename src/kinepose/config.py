@@ -18,7 +18,7 @@ import yaml
 
 from kinepose.errors import KineposeError
 
-__all__ = ["DEFAULTS", "load_config", "parse_overrides", "resolve_config"]
+__all__ = ["DEFAULTS", "load_config", "merge_config", "parse_overrides", "resolve_config"]
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -381,4 +381,17 @@ def resolve_config(path: str | None = None, overrides: Sequence[str] = (), base:
         if cfg["data"]["dataset"] == "deepmimic" and not cfg["data"][key]:
             where = next((w for w, c in reversed(sources) if key in c.get("data", {})), "config")
             raise KineposeError(f"{where}: config key 'data.{key}' must name at least one clip")
+    return cfg
+
+
+def merge_config(defaults: dict, path: str | None = None, overrides: Sequence[str] = ()) -> dict:
+    """``defaults`` <- YAML file <- overrides, with the same checks as :func:`resolve_config` (unknown keys, types,
+    ranges) for recipes that have defaults of their own (the lifting recipes, :mod:`kinepose.training.lifting`)."""
+    cfg = copy.deepcopy(defaults)
+    if path is not None:
+        cfg = _merge(cfg, load_config(path), path)
+        if cfg.get("name") == defaults.get("name"):
+            cfg["name"] = os.path.splitext(os.path.basename(path))[0]
+    if overrides:
+        cfg = _merge(cfg, parse_overrides(overrides), "command-line override")
     return cfg

@@ -151,7 +151,40 @@ def _interrupted_hint(run_dir: str) -> str:
     return "interrupted before the first epoch ended (nothing to resume): run the same command again"
 
 
+def _is_lift_recipe(path: str | None) -> bool:
+    """A recipe with ``task: lift`` trains a lifter (:mod:`kinepose.training.lifting`)."""
+    if path is None:
+        return False
+    from kinepose.config import load_config
+
+    return load_config(path).get("task") == "lift"
+
+
+def _cmd_train_lift(args: argparse.Namespace) -> int:
+    import os
+
+    from kinepose.training.lifting import EVAL_CONDITIONS, resolve_lift_config, train_lifter
+    from kinepose.training.run import check_run_name, seconds_to_text
+
+    if args.resume is not None or args.skeleton:
+        raise ValueError("--resume and --skeleton are for joints-to-rotations recipes; a lifting recipe (task: lift) "
+                         "trains in one go on its own skeleton")  # fmt: skip
+    cfg = resolve_lift_config(args.config, list(args.overrides))
+    check_run_name(cfg["name"])
+    run_dir = args.out or os.path.join("runs", cfg["name"])
+    res = train_lifter(cfg, run_dir, force=args.force, progress=None if not args.quiet else False)
+    print(f"\nTrained {cfg['name']} ({res['family']}, {res['parameters']:,} parameters) in "
+          f"{seconds_to_text(res['train_seconds'])}; run folder {run_dir}\n")  # fmt: skip
+    print(f"Held-out clips, {cfg['data']['views']} cameras each: MPJPE / PA-MPJPE (mm), bone-length std (mm)")
+    for cond in EVAL_CONDITIONS:
+        t = res["test"][cond]
+        print(f"  {cond:13s} {t['mpjpe_mm']:7.1f} / {t['pa_mpjpe_mm']:6.1f}   bones {t['bone_std_mm']:.2f}")
+    return 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is None and _is_lift_recipe(args.config):
+        return _cmd_train_lift(args)
     cfg, run_dir = _train_config(args)
     if args.quiet:
         cfg["trainer"]["progress_bar"] = False  # this process only: a resumed run's config.yaml stays as it is

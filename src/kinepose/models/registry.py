@@ -40,13 +40,20 @@ def create_model(name: str, skeleton: Skeleton, **config) -> PoseModel:
     """Build model family ``name`` for ``skeleton``; unknown names or config keys raise a clear error."""
     if name not in _REGISTRY:
         raise KineposeError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    cls = _REGISTRY[name]
+    return build_checked(_REGISTRY[name], name, skeleton, config)
+
+
+def build_checked(cls: type, name: str, skeleton: Skeleton, config: dict):
+    """``cls(skeleton, **config)`` after checking the keys and value types of ``config`` against the constructor's
+    signature (YAML gives 1e2 as a float: whole numbers are accepted for ints); the model remembers the resolved
+    arguments as ``_config`` (what :meth:`config` returns and model files save)."""
+    config = dict(config)
     params = inspect.signature(cls.__init__).parameters
     allowed = [p for p in params if p not in ("self", "skeleton")]
     unknown = sorted(set(config) - set(allowed))
     if unknown:
         raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {', '.join(allowed)}")
-    for key, value in list(config.items()):  # YAML gives 1e2 as a float: accept whole numbers for ints
+    for key, value in list(config.items()):
         default = params[key].default
         if isinstance(default, bool):
             if not isinstance(value, bool):

@@ -1,0 +1,87 @@
+"""``knn``: the lifter that learns no network. The 3D pose of the nearest training 2D poses.
+
+Chen and Ramanan's "3D human pose estimation = 2D pose estimation + matching" (CVPR 2017) in its plainest form: a
+bank of training views (2D keypoints and their root-relative 3D), the query and the bank both centred on their
+visible joints' centroid and divided by their spread, distances over the joints visible in the query only, and the
+mean 3D of the ``k`` nearest bank entries (each rescaled by nothing: 3D stays metric). The bank is training
+statistics, stored in buffers so that it is saved with the "model"; :meth:`KNNLifter.fit_bank` fills it.
+
+Over a clip (:meth:`KNNLifter.forward_sequence`) the per-frame answers are smoothed by a moving average of
+``smooth`` frames (centred, or causal), the no-learning counterpart of the temporal lifters.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kinepose.errors import KineposeError
+from kinepose.kinematics.filters import moving_average
+from kinepose.models.layers import check_positive
+from kinepose.models.lifting.base import Lifter, LiftOutput
+from kinepose.models.lifting.registry import register_lifter
+from kinepose.skeleton.core import Skeleton
+
+__all__ = ["KNNLifter", "centred_2d"]
+
+
+def centred_2d(keypoints: torch.Tensor, visibility: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., J, 2) keypoints (NaN = missing) -> centred on the visible joints' centroid, divided by their RMS spread,
+    missing joints 0; and the (..., J) visibility actually used (0 where NaN)."""
+    finite = torch.isfinite(keypoints).all(-1)
+    v = finite.to(keypoints.dtype) if visibility is None else (visibility > 0).to(keypoints.dtype) * finite
+    x = torch.nan_to_num(keypoints, nan=0.0)
+    c = (x * v[..., None]).sum(-2) / v.sum(-1, keepdim=True).clamp_min(1.0)  # (..., 2)
+    rel = (x - c[..., None, :]) * v[..., None]
+    s = ((rel.square().sum(-1)).sum(-1) / v.sum(-1).clamp_min(1.0)).sqrt().clamp_min(1e-6)  # (...,)
+    return rel / s[..., None, None], v
+
+
+@register_lifter("knn")
+class KNNLifter(Lifter):
+    """Nearest neighbours in a bank of training views. ``bank_size`` entries, ``k`` neighbours averaged."""
+
+    def __init__(self, skeleton: Skeleton, k: int = 8, bank_size: int = 40000, smooth: int = 1,
+                 causal: bool = False) -> None:  # fmt: skip
+        super().__init__(skeleton, 1, causal)
+        check_positive(k=k, bank_size=bank_size, smooth=smooth)
+        self.k, self.smooth = int(k), int(smooth)
+        J = skeleton.num_joints
+        self.register_buffer("bank_2d", torch.zeros(int(bank_size), J, 2))
+        self.register_buffer("bank_3d", torch.zeros(int(bank_size), J, 3))
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def fit_bank(self, keypoints: torch.Tensor, target: torch.Tensor) -> None:
+        """Fill the bank from (N, J, 2) clean training keypoints and their (N, J, 3) root-relative 3D."""
+        n = min(keypoints.shape[0], self.bank_2d.shape[0])
+        self.bank_2d[:n] = centred_2d(keypoints[:n], None)[0]
+        self.bank_3d[:n] = target[:n]
+        self.filled.fill_(n)
+
+    def _query(self, keypoints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
+        """(N, J, 2) -> (N, J, 3)."""
+        n = int(self.filled)
+        if n == 0:
+            raise KineposeError("knn: the bank is empty; fit_bank() it with training views first")
+        q, v = centred_2d(keypoints, visibility)  # (N, J, 2), (N, J)
+        bank = self.bank_2d[:n]  # (M, J, 2)
+        # sum_j v_j |q_j - b_j|^2 = sum v q^2 - 2 sum v q.b + sum v b^2, as matrix products
+        qq = (q.square().sum(-1) * v).sum(-1, keepdim=True)  # (N, 1)
+        cross = (q * v[..., None]).flatten(1) @ bank.flatten(1).T  # (N, M)
+        bb = v @ bank.square().sum(-1).T  # (N, M)
+        d = (qq - 2 * cross + bb) / v.sum(-1, keepdim=True).clamp_min(1.0)
+        idx = d.topk(min(self.k, n), dim=1, largest=False).indices  # (N, k)
+        return self.bank_3d[:n][idx].mean(1)
+
+    def forward(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> LiftOutput:
+        self.check_input(keypoints, visibility)
+        vis = None if visibility is None else visibility[:, 0]
+        return LiftOutput(joints=self._query(keypoints[:, 0], vis))
+
+    def forward_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
+        B, T = keypoints.shape[:2]
+        vis = None if visibility is None else visibility.reshape(B * T, -1)
+        out = self._query(keypoints.reshape(B * T, *keypoints.shape[2:]), vis).reshape(B, T, self.num_joints, 3)
+        if self.smooth > 1:
+            out = torch.stack([moving_average(o, self.smooth, causal=self.causal) for o in out])
+        return out

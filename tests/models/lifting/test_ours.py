@@ -1,0 +1,132 @@
+"""Ours (skeleton_lifter) and the no-network knn lifter."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kinepose.errors import KineposeError
+from kinepose.geometry.rotations import quat_to_matrix, random_quat
+from kinepose.kinematics.fk import bone_lengths, forward_kinematics
+from kinepose.models.lifting import create_lifter, list_lifters
+from kinepose.models.lifting.knn import centred_2d
+from kinepose.models.lifting.skeleton_lifter import decode_skeleton
+from kinepose.skeleton.presets import get_skeleton
+
+
+@pytest.fixture(params=["humanoid", "hand21"])
+def skeleton(request):
+    return get_skeleton(request.param)
+
+
+def test_registry_lists_ours_and_knn():
+    assert {"skeleton_lifter", "knn"} <= set(list_lifters())
+    with pytest.raises(KineposeError, match="unknown lifter 'nope'"):
+        create_lifter("nope", get_skeleton("humanoid"))
+    with pytest.raises(KineposeError, match="unknown config key"):
+        create_lifter("skeleton_lifter", get_skeleton("humanoid"), widow=3)
+
+
+def test_decode_matches_fk_on_a_single_child_chain():
+    """On a chain (every joint one child), bone rotations are joint rotations shifted by one: decode == FK."""
+    import numpy as np
+
+    from kinepose.skeleton.core import Skeleton
+
+    off = np.array([[0, 0, 0], [0, 0.3, 0], [0.2, 0.1, 0], [0, 0, 0.25]], dtype=np.float64)
+    sk = Skeleton("chain", ("a", "b", "c", "d"), (-1, 0, 1, 2), off, ("ball", "ball", "ball", "end"))
+    g = torch.Generator().manual_seed(0)
+    q = random_quat((5, 4), generator=g, dtype=torch.float64)
+    q[:, 3] = torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)
+    fk = forward_kinematics(sk, q, torch.zeros(5, 3, dtype=torch.float64)).positions
+    R = quat_to_matrix(q)
+    # bone j's rotation = joint parent(j)'s local rotation; the root bone carries the root's
+    bone_rot = torch.stack([R[:, 0], torch.eye(3, dtype=torch.float64).expand(5, 3, 3), R[:, 1], R[:, 2]], 1)
+    # composition: G_b = G_a I, G_c = G_b R1, G_d = G_c R2 -> directions of b by R0, c by R0 R1, d by R0 R1 R2
+    lengths = torch.as_tensor(np.linalg.norm(off, axis=1)).expand(5, 4)
+    dirs = torch.as_tensor(off / np.maximum(np.linalg.norm(off, axis=1, keepdims=True), 1e-12))
+    joints, _ = decode_skeleton(sk.parents, dirs, bone_rot, lengths)
+    torch.testing.assert_close(joints, fk - fk[:, :1], atol=1e-12, rtol=0)
+
+
+def test_ours_bone_lengths_constant_over_a_clip(skeleton):
+    torch.manual_seed(0)
+    m = create_lifter("skeleton_lifter", skeleton, window=9, dim=32, layers=1, heads=2).eval()
+    kp = torch.randn(2, 40, skeleton.num_joints, 2) * 0.3
+    vis = (torch.rand(2, 40, skeleton.num_joints) > 0.1).float()
+    with torch.no_grad():
+        out = m.forward_sequence(kp, vis)  # (2, 40, J, 3)
+    assert out.shape == (2, 40, skeleton.num_joints, 3)
+    L = bone_lengths(skeleton, out)[..., 1:]  # (2, 40, J-1)
+    assert float((L - L[:, :1]).abs().max()) < 1e-5  # offline: one length vector per clip
+    torch.testing.assert_close(out[..., 0, :], torch.zeros(2, 40, 3))
+
+
+def test_ours_causal_ignores_the_future(skeleton):
+    torch.manual_seed(1)
+    m = create_lifter("skeleton_lifter", skeleton, window=9, causal=True, dim=32, layers=2, heads=2).eval()
+    kp = torch.randn(1, 30, skeleton.num_joints, 2) * 0.3
+    changed = kp.clone()
+    changed[:, 20:] += 1.0
+    a, b = m.forward_sequence(kp), m.forward_sequence(changed)
+    torch.testing.assert_close(a[:, :20], b[:, :20])  # frames before the change do not move
+    assert float((a[:, 20:] - b[:, 20:]).abs().max()) > 1e-4
+    assert m.target_index == 8
+
+
+def test_ours_missing_joints_do_not_leak_coordinates(skeleton):
+    """A joint with visibility 0 (or NaN coordinates) has no influence through its coordinates."""
+    torch.manual_seed(2)
+    m = create_lifter("skeleton_lifter", skeleton, window=3, dim=32, layers=1, heads=2).eval()
+    kp = torch.randn(4, 3, skeleton.num_joints, 2) * 0.3
+    vis = torch.ones(4, 3, skeleton.num_joints)
+    vis[:, :, 2] = 0
+    other = kp.clone()
+    other[:, :, 2] = 5.0
+    nan = kp.clone()
+    nan[:, :, 2] = float("nan")
+    a = m(kp, vis).joints
+    torch.testing.assert_close(a, m(other, vis).joints)
+    torch.testing.assert_close(a, m(nan, vis).joints)
+    assert torch.isfinite(m(nan).joints).all()  # NaN with no visibility given: treated as missing
+
+
+def test_ours_trains_every_parameter(skeleton):
+    m = create_lifter("skeleton_lifter", skeleton, window=5, dim=32, layers=1, heads=2)
+    out = m(torch.randn(3, 5, skeleton.num_joints, 2), torch.ones(3, 5, skeleton.num_joints))
+    (out.aux["frames"].square().sum() + out.bone_lengths.sum()).backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing
+    assert out.local_quat.shape == (3, skeleton.num_joints, 4)
+    assert out.attention_over == "frames" and out.attention[0].shape == (3, 2, 5, 5)
+
+
+def test_knn_returns_the_bank_pose_for_a_bank_query():
+    sk = get_skeleton("humanoid")
+    g = torch.Generator().manual_seed(0)
+    kp = torch.randn(50, sk.num_joints, 2, generator=g)
+    tgt = torch.randn(50, sk.num_joints, 3, generator=g)
+    m = create_lifter("knn", sk, k=1, bank_size=50)
+    m.fit_bank(kp, tgt)
+    # the same pose, moved and scaled in the image, with two joints missing, finds its own 3D
+    q = kp[7:8, None] * 1.7 + torch.tensor([0.3, -0.2])
+    vis = torch.ones(1, 1, sk.num_joints)
+    vis[..., [3, 9]] = 0
+    q[..., [3, 9], :] = float("nan")
+    torch.testing.assert_close(m(q, vis).joints, tgt[7:8])
+
+
+def test_centred_2d_is_scale_and_translation_free():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 15, 2, generator=g)
+    a, _ = centred_2d(x, None)
+    b, _ = centred_2d(3 * x + 2, None)
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(a.mean(-2), torch.zeros(4, 2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(a.square().sum(-1).mean(-1), torch.ones(4))
+
+
+def test_knn_empty_bank_is_an_error():
+    m = create_lifter("knn", get_skeleton("humanoid"), bank_size=10)
+    with pytest.raises(KineposeError, match="bank is empty"):
+        m(torch.zeros(1, 1, 15, 2))

@@ -1,0 +1,105 @@
+"""Lifting recipes: config checks, a tiny training run, the run folder, loading and lifting pixels."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from kinepose.errors import KineposeError
+from kinepose.geometry.normalization import image_coordinates
+from kinepose.models.lifting.files import load_lifter
+from kinepose.models.lifting.inference import lift_keypoints, lifter_skeleton
+from kinepose.training.lifting import EVAL_CONDITIONS, resolve_lift_config, train_lifter
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["data.train=[walk]", "data.val=[]", "data.test=[kick]", "trainer.steps=3", "trainer.batch_size=8",
+        "data.views=1"]  # fmt: skip
+
+
+def tiny(model: dict, extra=()) -> dict:
+    cfg = resolve_lift_config(os.path.join(ROOT, "configs", "lift_body.yaml"), [*TINY, *extra])
+    cfg["model"] = model
+    return cfg
+
+
+def test_recipes_resolve_and_bad_keys_name_the_source():
+    for name in ("lift_body.yaml", "lift_hand.yaml"):
+        cfg = resolve_lift_config(os.path.join(ROOT, "configs", name))
+        assert cfg["task"] == "lift" and cfg["model"]["name"] == "skeleton_lifter"
+    with pytest.raises(KineposeError, match="unknown config key 'data.nois'"):
+        resolve_lift_config(None, ["data.nois.sigma_px=1"])
+    with pytest.raises(KineposeError, match="loss.kind: unknown 'l3'"):
+        resolve_lift_config(None, ["loss.kind=l3"])
+    with pytest.raises(KineposeError, match="cameras"):
+        resolve_lift_config(None, ["data.cameras.zoom=2"])
+
+
+@pytest.mark.parametrize("model", [{"name": "skeleton_lifter", "window": 5, "dim": 32, "layers": 1, "heads": 2},
+                                   {"name": "knn", "bank_size": 500}, {"name": "mlp", "linear_size": 64}])  # fmt: skip
+def test_tiny_run_writes_a_loadable_lifter(tmp_path, model):
+    out = tmp_path / "run"
+    res = train_lifter(tiny(model), str(out), progress=False)
+    assert set(res["test"]) == set(EVAL_CONDITIONS)
+    for cond in EVAL_CONDITIONS:
+        assert np.isfinite(res["test"][cond]["mpjpe_mm"])
+    assert sorted(os.listdir(out)) == ["config.yaml", "eval.json", "lifter.pt"]
+    assert json.load(open(out / "eval.json"))["family"] == model["name"]
+    lifter = load_lifter(out)
+    assert lifter.family == model["name"] and lifter_skeleton(out).name == "humanoid"
+    # the saved normalization statistics came back
+    assert float(lifter.in_std.min()) > 0 and not torch.allclose(lifter.in_mean, torch.zeros_like(lifter.in_mean))
+    # pixels in, camera-frame 3D out
+    kp = image_coordinates(torch.rand(12, 15, 2) - 0.5, 1000, 1000).numpy()
+    vis = np.ones((12, 15), np.float32)
+    vis[3, 4] = 0
+    kp[3, 4] = np.nan
+    j3 = lift_keypoints(out, kp, vis, (1000, 1000))
+    assert j3.shape == (12, 15, 3) and np.isfinite(j3).all()
+    np.testing.assert_allclose(j3[:, 0], 0.0, atol=1e-6)
+    with pytest.raises(KineposeError, match=r"keypoints_px: expected \(T, 15, 2\)"):
+        lift_keypoints(out, kp[:, :10], None, (1000, 1000))
+
+
+def test_existing_run_needs_force_and_foreign_folders_are_refused(tmp_path):
+    cfg = tiny({"name": "knn", "bank_size": 200})
+    out = tmp_path / "run"
+    train_lifter(cfg, str(out), progress=False)
+    before = (out / "lifter.pt").read_bytes()
+    with pytest.raises(KineposeError, match="pass --force"):
+        train_lifter(cfg, str(out), progress=False)
+    assert (out / "lifter.pt").read_bytes() == before
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(KineposeError, match="holds other files"):
+        train_lifter(cfg, str(mine), force=True, progress=False)
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_not_a_lifter_file(tmp_path):
+    bad = tmp_path / "lifter.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(KineposeError, match="not a kinepose lifter file"):
+        load_lifter(bad)
+    with pytest.raises(KineposeError, match="no lifter here"):
+        load_lifter(tmp_path / "missing")
+
+
+def test_cli_train_dispatches_lift_recipes(tmp_path, capsys):
+    from kinepose.cli import main
+
+    recipe = os.path.join(ROOT, "configs", "lift_body.yaml")
+    out = tmp_path / "cli_run"
+    rc = main(["train", recipe, *TINY, "model.name=knn", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "model 'knn': unknown config key(s) ['window']" in err  # the recipe's window: named
+    assert not out.exists()  # nothing written
+    rc = main(["train", recipe, *TINY, "model.window=3", "model.dim=16", "model.layers=1", "model.heads=2",
+               "--out", str(out), "--quiet"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert rc == 0 and "skeleton_lifter" in text and "5px+outliers" in text
+    assert (out / "lifter.pt").exists()
