@@ -103,3 +103,21 @@ def test_cli_train_dispatches_lift_recipes(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and "skeleton_lifter" in text and "5px+outliers" in text
     assert (out / "lifter.pt").exists()
+
+
+@pytest.mark.parametrize(("model", "axis"), [({"name": "pose_transformer"}, "joint"),
+                                             ({"name": "skeleton_lifter", "window": 5, "dim": 32, "layers": 2,
+                                               "heads": 2}, "frame")])  # fmt: skip
+def test_plot_attention_of_a_lifting_run(tmp_path, capsys, model, axis):
+    from PIL import Image
+
+    from kinepose.cli import main
+
+    run = tmp_path / "run"
+    train_lifter(tiny(model), str(run), progress=False)
+    png = tmp_path / "att.png"
+    assert main(["plot", "attention", "--model", str(run), "--clip", "kick", "--output", str(png)]) == 0
+    out = capsys.readouterr().out
+    layers = 4 if axis == "joint" else 2
+    assert f"({layers} layers" in out and "windows of kick" in out
+    assert Image.open(png).size[0] > 200

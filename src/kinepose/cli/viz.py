@@ -51,6 +51,42 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_lifter_attention(args: argparse.Namespace) -> int:
+    """``kinepose plot attention`` for a lifting run: the clip seen by one fixed camera (2D, ``--noise-mm`` read as
+    pixels), the lifter's attention over its joints (PoseTransformer) or frames (ours)."""
+    import torch
+
+    from kinepose.data.lifting import KeypointNoise, body_clips, view_clips
+    from kinepose.geometry.camera_sampling import CameraRanges
+    from kinepose.inference import attention_tokens
+    from kinepose.models.lifting.files import load_lifter
+    from kinepose.viz import plot_attention
+
+    model = load_lifter(args.model)
+    if model.skeleton.name != "humanoid":
+        raise ValueError(f"--model: the bundled clips are humanoid motion; this lifter is for '{model.skeleton.name}'")
+    clip = body_clips([args.clip], bvh=())[args.clip]
+    view = view_clips([clip], CameraRanges(), KeypointNoise(sigma_px=args.noise_mm), views=1, seed=args.seed)[0]
+    from kinepose.data.datasets import window_index
+
+    T = view.keypoints.shape[0]
+    frames = torch.arange(0, T, max(1, -(-T // 256)))
+    idx = window_index(T, model.window, model.target_index, frames)
+    with torch.no_grad():
+        att = model(view.keypoints[idx], view.visibility[idx]).attention or []
+    if not att:
+        raise ValueError(f"--model: this {model.family} lifter has no attention layers (pose_transformer and "
+                         "skeleton_lifter have)")  # fmt: skip
+    if att[0].shape[-1] == 1:
+        raise ValueError(f"--model: this {model.family} lifter attends over a single token (window 1): nothing to plot")
+    att = [a.float().mean(0) for a in att]
+    axis, labels, query = attention_tokens(model, att[0].shape[-1])
+    plot_attention(att, args.output, title=f"{model.family}: attention over {axis}s, {args.clip} ({len(idx)} windows)",
+                   labels=labels, axis=axis, per_head=args.per_head, query=query)  # fmt: skip
+    print(f"wrote {args.output} ({len(att)} layers, {att[0].shape[0]} heads, {len(idx)} windows of {args.clip})")
+    return 0
+
+
 def _plot_attention(args: argparse.Namespace) -> int:
     import os
 
@@ -62,6 +98,8 @@ def _plot_attention(args: argparse.Namespace) -> int:
         raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
     if not os.path.exists(args.model):
         raise ValueError(f"--model: {args.model!r} is not an existing run folder or model file")
+    if os.path.exists(os.path.join(args.model, "lifter.pt")) or args.model.endswith("lifter.pt"):
+        return _plot_lifter_attention(args)
     model = load_model(args.model)
     if model.skeleton.name != "humanoid":
         raise ValueError(f"--model: the bundled clips are humanoid motion; this model is for '{model.skeleton.name}'")
@@ -260,9 +298,19 @@ def add_viz_commands(sub: argparse._SubParsersAction) -> None:
         else:
             q.add_argument("--noise-mm", type=float, default=10.0, help="noise level (default 10)")
     q = plots.add_parser("attention", help="a model's attention maps over a clip (frames or joints)")
-    q.add_argument("--model", required=True, help="a run folder, model.pt or .ckpt with attention layers")
+    q.add_argument(
+        "--model",
+        required=True,
+        help="a run folder, model.pt or .ckpt with attention layers, or a "
+        "lifting run (lifter.pt: the clip seen by a random camera)",
+    )
     q.add_argument("--clip", default="walk", help="bundled DeepMimic clip (default walk)")
-    q.add_argument("--noise-mm", type=float, default=0.0, help="Gaussian joint noise on the input, mm (default 0)")
+    q.add_argument(
+        "--noise-mm",
+        type=float,
+        default=0.0,
+        help="Gaussian joint noise on the input, mm (for a lifter: 2D noise in pixels) (default 0)",
+    )
     q.add_argument("--seed", type=int, default=0, help="noise seed")
     q.add_argument("--per-head", action="store_true", help="a panel per head, not only their mean")
     q.add_argument("--output", required=True, help="image file (.png, .pdf, .svg)")
