@@ -14,7 +14,10 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev]"
+	$(VENV)/bin/pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev,mediapipe]"
+	# Test material, not a dependency: the sports2d wheel ships a real video (Sports2D/Demo/demo.mp4) for the
+	# MediaPipe front end's tests; --no-deps keeps its own stack (rtmlib, onnxruntime builds...) out.
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps "sports2d==0.8.34"
 	touch $(STAMP)
 
 # The main job: train the default recipe on the bundled clips into runs/demo (the demo's own folder, replaced on

@@ -211,7 +211,7 @@ def test_blocker_is_not_vacuous():
     assert r.returncode != 0 and "blocked for this test: lightning" in r.stderr
 
 
-COMMANDS = ("train", "evaluate", "ik", "export", "plot", "report", "view", "info", "clip", "skeleton")
+COMMANDS = ("train", "evaluate", "ik", "predict", "export", "plot", "report", "view", "info", "clip", "skeleton")
 
 
 def test_help_imports_neither_torch_nor_lightning():

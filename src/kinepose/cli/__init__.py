@@ -18,6 +18,7 @@ examples:
   kinepose evaluate runs/humanoid_hybrid --noise-mm 10     score a run on its held-out clips
   kinepose evaluate analytic                               the closed-form IK on the 5 held-out clips
   kinepose ik --model runs/humanoid_hybrid --input joints.npz --output rotations.bvh
+  kinepose predict demo.mp4 --body --output demo.bvh       video -> MediaPipe -> joint rotations (--view: page)
   kinepose export runs/humanoid_iknet --format onnx        ONNX graph + onnxruntime parity check
   kinepose report runs/humanoid_hybrid                     one HTML page: config, metrics, curves, skeletons
   kinepose view rotations.npz joints.npz --open            3D viewer in the browser, prediction vs truth
@@ -190,8 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full model, or a hybrid's learned part (network)")  # fmt: skip
     p.set_defaults(func=_cmd_export)
 
+    from kinepose.cli.predict import add_predict_command
     from kinepose.cli.viz import add_viz_commands
 
+    add_predict_command(sub)
     add_viz_commands(sub)
     return parser
 
