@@ -3,7 +3,7 @@
 Every row is trained by ``kinepose train`` 's code (:func:`kinepose.training.lifting.train_lifter`) from the recipe
 ``configs/lift_body.yaml`` or ``configs/lift_hand.yaml`` with the row's overrides, then scored on the recipe's
 held-out clips (body: DeepMimic walk, run, jump, kick, dance_b and CMU 01_03; hand: 24 synthetic sequences from a
-fixed seed), each seen by 2 fixed random cameras, under four noise conditions
+fixed seed), each seen by 6 fixed random cameras, under four noise conditions
 (:data:`kinepose.training.lifting.EVAL_CONDITIONS`): clean, 2 px, 5 px Gaussian, and 5 px with the detector's
 per-joint scale plus 5 % outliers (up to 60 px), 1 % whole-body left/right swaps, 1 % pair swaps and 5 % missing
 joints. Metrics: MPJPE and PA-MPJPE (mm), bone-length std over a clip (mm), acceleration error (mm/frame^2),
@@ -51,17 +51,17 @@ ROWS: dict[str, tuple[str, dict, list[str]]] = {
     "mlp": ("MLP (Martinez)", {"name": "mlp"}, ["trainer.steps=2000"]),
     "pose_transformer": ("PoseTransformer (notes)", {"name": "pose_transformer"},
                          ["trainer.steps=3000", "loss.kind=mse", "optim.lr=2e-4"]),
-    "tcn27": ("TCN 27, centered", {"name": "tcn", "filter_widths": "3,3,3"}, ["trainer.steps=600"]),
-    "tcn27c": ("TCN 27, causal", {"name": "tcn", "filter_widths": "3,3,3", "causal": True}, ["trainer.steps=600"]),
+    "tcn27": ("TCN 27, centered", {"name": "tcn", "filter_widths": "3,3,3"}, ["trainer.steps=500"]),
+    "tcn27c": ("TCN 27, causal", {"name": "tcn", "filter_widths": "3,3,3", "causal": True}, ["trainer.steps=500"]),
     "tcn81": ("TCN 81, centered", {"name": "tcn", "filter_widths": "3,3,3,3"},
-              ["trainer.steps=400", "trainer.batch_size=128"]),
+              ["trainer.steps=200", "trainer.batch_size=128"]),
     "tcn81c": ("TCN 81, causal", {"name": "tcn", "filter_widths": "3,3,3,3", "causal": True},
-               ["trainer.steps=400", "trainer.batch_size=128"]),
+               ["trainer.steps=200", "trainer.batch_size=128"]),
     "ours1": ("ours, single frame", {"name": "skeleton_lifter", "window": 1}, ["trainer.steps=3000"]),
     "ours27": ("ours 27, offline", {"name": "skeleton_lifter", "window": 27},
-               ["trainer.steps=1500", "trainer.batch_size=64"]),
+               ["trainer.steps=1200", "trainer.batch_size=64"]),
     "ours27c": ("ours 27, causal", {"name": "skeleton_lifter", "window": 27, "causal": True},
-                ["trainer.steps=1500", "trainer.batch_size=64"]),
+                ["trainer.steps=1200", "trainer.batch_size=64"]),
 }  # fmt: skip
 RIVALS = ("mlp", "pose_transformer", "tcn27", "tcn27c", "tcn81", "tcn81c")
 OURS = ("ours1", "ours27", "ours27c")
@@ -106,7 +106,7 @@ def run_row(kind: str, row: str, quick: bool, runs: str) -> dict:
         over = [*over, "trainer.steps=20", "trainer.batch_size=32"]
         if model["name"] == "knn":
             model["bank_size"] = 2000
-    cfg = resolve_lift_config(recipe, over)
+    cfg = resolve_lift_config(recipe, [*over, "trainer.max_minutes=4"])
     cfg["model"] = model  # the row's model section replaces the recipe's (not merged into it)
     out = os.path.join(runs, f"{kind}_{row}")
     t0 = time.perf_counter()
@@ -197,7 +197,7 @@ def main() -> int:
         "## lifting\n\nCommand: `.venv/bin/python benchmarks/lifting.py` (measured "
         f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, CPU, 2 cores). "
         "Recipes `configs/lift_body.yaml` and `configs/lift_hand.yaml` with the overrides in "
-        "`benchmarks/lifting.py:ROWS`; held-out clips only; 2 fixed cameras per clip. Bone std, acceleration error "
+        "`benchmarks/lifting.py:ROWS`; held-out clips only; 6 fixed cameras per clip. Bone std, acceleration error "
         "and ms/frame at 5 px + outliers.\n\n" + tables(data)
     )
     _write_section(os.path.join(HERE, "RESULTS.md"), "lifting", md)

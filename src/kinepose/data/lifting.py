@@ -30,7 +30,7 @@ import torch
 from kinepose.errors import KineposeError
 from kinepose.geometry.camera_sampling import CameraRanges
 from kinepose.geometry.cameras import Camera, project, world_to_camera
-from kinepose.geometry.normalization import normalize_screen_coordinates
+from kinepose.geometry.normalization import centre_keypoints, normalize_screen_coordinates
 from kinepose.skeleton.core import Skeleton
 
 __all__ = [
@@ -363,9 +363,11 @@ def view_clips(
 
 
 def normalization_stats(batch: LiftBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(J, 2) mean/std of the visible screen-normalized keypoints and (J, 3) mean/std of the root-relative targets."""
-    kp = batch.keypoints.reshape(-1, *batch.keypoints.shape[-2:])  # (N, J, 2)
-    vis = batch.visibility.reshape(-1, batch.visibility.shape[-1])  # (N, J)
+    """(J, 2) mean/std of the visible keypoints, centred per frame (what :meth:`Lifter.normalize_input` standardizes),
+    and (J, 3) mean/std of the root-relative targets."""
+    kp, vis = centre_keypoints(batch.keypoints, batch.visibility)
+    kp = kp.reshape(-1, *kp.shape[-2:])  # (N, J, 2)
+    vis = vis.reshape(-1, vis.shape[-1])  # (N, J)
     valid = (vis > 0)[..., None] & torch.isfinite(kp)
     n = valid.sum(0).clamp_min(1)
     x = torch.where(valid, kp, torch.zeros_like(kp))

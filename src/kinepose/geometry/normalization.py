@@ -22,6 +22,7 @@ from kinepose.geometry.cameras import Camera, world_to_camera
 __all__ = [
     "Normalizer",
     "camera_frame_root_relative",
+    "centre_keypoints",
     "image_coordinates",
     "normalize_screen_coordinates",
     "root_relative",
@@ -165,3 +166,25 @@ class Normalizer(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"feature_shape={self.feature_shape}, eps={self.eps}"
+
+
+def centre_keypoints(
+    keypoints: torch.Tensor, visibility: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre each frame's 2D keypoints on its visible joints' centroid and divide by their RMS spread.
+
+    Args:
+        keypoints: (..., J, 2), NaN where a joint is missing.
+        visibility: optional (..., J); joints with visibility 0 count as missing.
+
+    Returns:
+        (..., J, 2) centred, unit-spread keypoints (missing joints 0), and the (..., J) 0/1 visibility used.
+        Invariant to the subject's position and size in the image (camera distance, focal length).
+    """
+    finite = torch.isfinite(keypoints).all(-1)
+    v = finite.to(keypoints.dtype) if visibility is None else (visibility > 0).to(keypoints.dtype) * finite
+    x = torch.nan_to_num(keypoints, nan=0.0)
+    c = (x * v[..., None]).sum(-2) / v.sum(-1, keepdim=True).clamp_min(1.0)  # (..., 2)
+    rel = (x - c[..., None, :]) * v[..., None]
+    s = (rel.square().sum(-1).sum(-1) / v.sum(-1).clamp_min(1.0)).sqrt().clamp_min(1e-6)  # (...,)
+    return rel / s[..., None, None], v

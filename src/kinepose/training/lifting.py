@@ -55,12 +55,13 @@ LIFT_DEFAULTS: dict = {
                     "focal_px": [800.0, 1600.0], "image_size": [1000, 1000]},
         "noise": {"sigma_px": [0.0, 6.0], "joint_scale": "detector", "outlier_prob": 0.02, "outlier_px": 60.0,
                   "swap_prob": 0.005, "pair_swap_prob": 0.01, "missing_prob": 0.03},
-        "views": 2,  # fixed test cameras per held-out clip
+        "views": 6,  # fixed test cameras per held-out clip
     },
     "model": {"name": "skeleton_lifter"},
     "loss": {"kind": "mpjpe", "w_bones": 0.0},  # mpjpe (VideoPose3D) | mse (masked MSE over visible joints)
     "optim": {"lr": 1e-3, "weight_decay": 0.0, "schedule": "cosine"},  # Adam
-    "trainer": {"steps": 3000, "batch_size": 256, "max_minutes": 15.0, "threads": 0, "val_every": 500},
+    "trainer": {"steps": 3000, "batch_size": 256, "max_minutes": 15.0, "threads": 0, "accelerator": "cpu",
+                "devices": 1, "precision": "32-true"},
 }  # fmt: skip
 
 #: The noise conditions of every evaluation: name -> KeypointNoise keys.
@@ -238,11 +239,12 @@ def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | 
         trainer = L.Trainer(
             max_steps=int(cfg["trainer"]["steps"]), max_time={"minutes": float(cfg["trainer"]["max_minutes"])},
             logger=False, enable_checkpointing=False, enable_progress_bar=show, enable_model_summary=False,
-            accelerator="cpu", devices=1, limit_val_batches=0, num_sanity_val_steps=0,
+            accelerator=cfg["trainer"]["accelerator"], devices=cfg["trainer"]["devices"],
+            precision=cfg["trainer"]["precision"], limit_val_batches=0, num_sanity_val_steps=0,
         )  # fmt: skip
         trainer.fit(task, loader)
     train_seconds = time.perf_counter() - t0
-    model.eval()
+    model.cpu().eval()
     results = {"train_seconds": train_seconds, "parameters": sum(p.numel() for p in model.parameters()),
                "family": model.family, "config": model.config(), "test": {}}  # fmt: skip
     for cond, views in eval_views(cfg, test).items():

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from kinepose.errors import KineposeError
-from kinepose.geometry.rotations import quat_to_matrix, random_quat
-from kinepose.kinematics.fk import bone_lengths, forward_kinematics
+from kinepose.geometry.normalization import centre_keypoints
+from kinepose.geometry.rotations import quat_to_matrix
+from kinepose.kinematics.fk import bone_lengths
 from kinepose.models.lifting import create_lifter, list_lifters
-from kinepose.models.lifting.knn import centred_2d
 from kinepose.models.lifting.skeleton_lifter import decode_skeleton
 from kinepose.skeleton.presets import get_skeleton
 
@@ -27,26 +27,32 @@ def test_registry_lists_ours_and_knn():
         create_lifter("skeleton_lifter", get_skeleton("humanoid"), widow=3)
 
 
-def test_decode_matches_fk_on_a_single_child_chain():
-    """On a chain (every joint one child), bone rotations are joint rotations shifted by one: decode == FK."""
-    import numpy as np
+def test_decode_and_rotations_reproduce_the_pose_through_fk():
+    """Bone directions and lengths of a real pose -> decode gives it back; the bone rotations, put through the
+    skeleton's own FK with those lengths, give the same joints."""
+    from kinepose.data.sources.deepmimic import load_deepmimic
+    from kinepose.models.lifting.skeleton_lifter import bone_rotations
 
-    from kinepose.skeleton.core import Skeleton
-
-    off = np.array([[0, 0, 0], [0, 0.3, 0], [0.2, 0.1, 0], [0, 0, 0.25]], dtype=np.float64)
-    sk = Skeleton("chain", ("a", "b", "c", "d"), (-1, 0, 1, 2), off, ("ball", "ball", "ball", "end"))
-    g = torch.Generator().manual_seed(0)
-    q = random_quat((5, 4), generator=g, dtype=torch.float64)
-    q[:, 3] = torch.tensor([1.0, 0, 0, 0], dtype=torch.float64)
-    fk = forward_kinematics(sk, q, torch.zeros(5, 3, dtype=torch.float64)).positions
+    sk = get_skeleton("humanoid")
+    x = load_deepmimic("kick").positions()[::10].double()  # (T, J, 3)
+    x = x - x[:, :1]
+    parents = sk.parents
+    vec = torch.stack([x[:, j] - x[:, max(p, 0)] for j, p in enumerate(parents)], 1)  # (T, J, 3)
+    L = vec.norm(dim=-1)
+    d = vec / L.clamp_min(1e-12)[..., None]
+    torch.testing.assert_close(decode_skeleton(parents, d, L), x, atol=1e-12, rtol=0)
+    rest = torch.as_tensor(sk.offsets, dtype=torch.float64)
+    rest = rest / rest.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    q = bone_rotations(parents, rest, d)  # (T, J, 4)
+    # FK with bone j's rotation at joint j: x_j = x_p + L_j G_j u_j, G_j = G_p R_j
     R = quat_to_matrix(q)
-    # bone j's rotation = joint parent(j)'s local rotation; the root bone carries the root's
-    bone_rot = torch.stack([R[:, 0], torch.eye(3, dtype=torch.float64).expand(5, 3, 3), R[:, 1], R[:, 2]], 1)
-    # composition: G_b = G_a I, G_c = G_b R1, G_d = G_c R2 -> directions of b by R0, c by R0 R1, d by R0 R1 R2
-    lengths = torch.as_tensor(np.linalg.norm(off, axis=1)).expand(5, 4)
-    dirs = torch.as_tensor(off / np.maximum(np.linalg.norm(off, axis=1, keepdims=True), 1e-12))
-    joints, _ = decode_skeleton(sk.parents, dirs, bone_rot, lengths)
-    torch.testing.assert_close(joints, fk - fk[:, :1], atol=1e-12, rtol=0)
+    G = [R[:, 0]]
+    X = [torch.zeros_like(x[:, 0])]
+    for j in range(1, len(parents)):
+        G.append(G[parents[j]] @ R[:, j])
+        X.append(X[parents[j]] + L[:, j, None] * (G[j] @ rest[j]))
+    torch.testing.assert_close(torch.stack(X, 1), x, atol=1e-9, rtol=0)
+    torch.testing.assert_close(q.norm(dim=-1), torch.ones(q.shape[:-1], dtype=torch.float64))
 
 
 def test_ours_bone_lengths_constant_over_a_clip(skeleton):
@@ -116,11 +122,11 @@ def test_knn_returns_the_bank_pose_for_a_bank_query():
     torch.testing.assert_close(m(q, vis).joints, tgt[7:8])
 
 
-def test_centred_2d_is_scale_and_translation_free():
+def test_centre_keypoints_is_scale_and_translation_free():
     g = torch.Generator().manual_seed(3)
     x = torch.randn(4, 15, 2, generator=g)
-    a, _ = centred_2d(x, None)
-    b, _ = centred_2d(3 * x + 2, None)
+    a, _ = centre_keypoints(x, None)
+    b, _ = centre_keypoints(3 * x + 2, None)
     torch.testing.assert_close(a, b)
     torch.testing.assert_close(a.mean(-2), torch.zeros(4, 2), atol=1e-6, rtol=0)
     torch.testing.assert_close(a.square().sum(-1).mean(-1), torch.ones(4))

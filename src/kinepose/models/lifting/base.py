@@ -6,9 +6,14 @@ visibility ``(B, T, J)`` in [0, 1] (0 = missing joint; its coordinates are ignor
 in the camera frame** of one frame of that window (:attr:`Lifter.target_index`): metres, OpenCV axes (x right,
 y down, z forward), the root joint at the origin.
 
-Normalization statistics live in buffers (``in_mean``/``in_std`` of the 2D input, ``out_mean``/``out_std`` of the
-root-relative 3D output), so they are saved and loaded with the weights: call :meth:`Lifter.set_normalization` once
-with training data.
+Before a network sees them, every frame's keypoints are centred on their visible joints' centroid and divided by
+their spread (:func:`kinepose.geometry.normalization.centre_keypoints`), then standardized: with random cameras the
+subject's size in the image varies about 4x (distance and focal length), which VideoPose3D's four fixed Human3.6M
+cameras never asked of its models. Every lifter, rivals included, gets this same input.
+
+Normalization statistics live in buffers (``in_mean``/``in_std`` of the centred 2D input, ``out_mean``/``out_std``
+of the root-relative 3D output), so they are saved and loaded with the weights: call
+:meth:`Lifter.set_normalization` once with training data.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from torch import nn
 
 from kinepose.errors import KineposeError, ShapeError
+from kinepose.geometry.normalization import centre_keypoints
 from kinepose.skeleton.core import Skeleton
 
 __all__ = ["LiftOutput", "Lifter"]
@@ -109,11 +115,10 @@ class Lifter(nn.Module):
             raise ShapeError(f"visibility: expected shape {tuple(keypoints.shape[:-1])}, got {tuple(visibility.shape)}")
 
     def normalize_input(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, J, 2) screen-normalized keypoints -> standardized; missing joints (visibility 0 or NaN) set to 0."""
-        x = (keypoints - self.in_mean) / self.in_std
-        if visibility is not None:
-            x = x * visibility[..., None].to(x.dtype)
-        return torch.nan_to_num(x, nan=0.0)
+        """(B, T, J, 2) screen-normalized keypoints -> centred per frame, standardized; missing joints (visibility 0
+        or NaN) set to 0."""
+        x, v = centre_keypoints(keypoints, visibility)
+        return (x - self.in_mean) / self.in_std * v[..., None]
 
     def denormalize_output(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, J, 3) standardized -> root-relative metres, the root at the origin."""

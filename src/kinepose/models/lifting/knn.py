@@ -15,25 +15,14 @@ from __future__ import annotations
 import torch
 
 from kinepose.errors import KineposeError
+from kinepose.geometry.normalization import centre_keypoints
 from kinepose.kinematics.filters import moving_average
 from kinepose.models.layers import check_positive
 from kinepose.models.lifting.base import Lifter, LiftOutput
 from kinepose.models.lifting.registry import register_lifter
 from kinepose.skeleton.core import Skeleton
 
-__all__ = ["KNNLifter", "centred_2d"]
-
-
-def centred_2d(keypoints: torch.Tensor, visibility: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(..., J, 2) keypoints (NaN = missing) -> centred on the visible joints' centroid, divided by their RMS spread,
-    missing joints 0; and the (..., J) visibility actually used (0 where NaN)."""
-    finite = torch.isfinite(keypoints).all(-1)
-    v = finite.to(keypoints.dtype) if visibility is None else (visibility > 0).to(keypoints.dtype) * finite
-    x = torch.nan_to_num(keypoints, nan=0.0)
-    c = (x * v[..., None]).sum(-2) / v.sum(-1, keepdim=True).clamp_min(1.0)  # (..., 2)
-    rel = (x - c[..., None, :]) * v[..., None]
-    s = ((rel.square().sum(-1)).sum(-1) / v.sum(-1).clamp_min(1.0)).sqrt().clamp_min(1e-6)  # (...,)
-    return rel / s[..., None, None], v
+__all__ = ["KNNLifter"]
 
 
 @register_lifter("knn")
@@ -54,7 +43,7 @@ class KNNLifter(Lifter):
     def fit_bank(self, keypoints: torch.Tensor, target: torch.Tensor) -> None:
         """Fill the bank from (N, J, 2) clean training keypoints and their (N, J, 3) root-relative 3D."""
         n = min(keypoints.shape[0], self.bank_2d.shape[0])
-        self.bank_2d[:n] = centred_2d(keypoints[:n], None)[0]
+        self.bank_2d[:n] = centre_keypoints(keypoints[:n], None)[0]
         self.bank_3d[:n] = target[:n]
         self.filled.fill_(n)
 
@@ -63,7 +52,7 @@ class KNNLifter(Lifter):
         n = int(self.filled)
         if n == 0:
             raise KineposeError("knn: the bank is empty; fit_bank() it with training views first")
-        q, v = centred_2d(keypoints, visibility)  # (N, J, 2), (N, J)
+        q, v = centre_keypoints(keypoints, visibility)  # (N, J, 2), (N, J)
         bank = self.bank_2d[:n]  # (M, J, 2)
         # sum_j v_j |q_j - b_j|^2 = sum v q^2 - 2 sum v q.b + sum v b^2, as matrix products
         qq = (q.square().sum(-1) * v).sum(-1, keepdim=True)  # (N, 1)
