@@ -69,8 +69,40 @@ def main() -> int:
                 run("train", os.path.join(ROOT, "configs", "humanoid_sequence.yaml"), "--out", seq, "--force", cwd=ROOT)
             run("plot", "attention", "--model", seq, "--clip", "kick", "--per-head", "--output",
                 os.path.join(IMAGES, "attention.png"), cwd=work)  # fmt: skip
+        # 5. a real video through the MediaPipe front end: frame 100 of the sports2d demo and the viewer at that frame
+        demo = _demo_video()
+        if demo is not None:
+            run("predict", demo, "--body", "--output", "demo.bvh", "--view", "--quiet", cwd=work)
+            screenshot(os.path.join(work, "demo.html"), os.path.join(IMAGES, "predict_demo_view.png"), width=700,
+                       height=500, before="kineposeViewer.setFrame(100)")  # fmt: skip
+            _video_frame(demo, 100, os.path.join(IMAGES, "predict_demo_frame.jpg"))
     print(f"wrote {IMAGES}")
     return 0
+
+
+def _demo_video() -> str | None:
+    """The demo video of the sports2d wheel (installed with --no-deps as test material), or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("Sports2D")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "Demo", "demo.mp4")
+    return path if os.path.isfile(path) else None
+
+
+def _video_frame(video: str, frame: int, png: str, width: int = 700) -> None:
+    """Frame ``frame`` of ``video`` as a PNG ``width`` pixels wide."""
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    cap.set(cv2.CAP_PROP_POS_FRAMES, frame)
+    ok, img = cap.read()
+    cap.release()
+    if not ok:
+        raise SystemExit(f"{video}: cannot read frame {frame}")
+    h, w = img.shape[:2]
+    cv2.imwrite(png, cv2.resize(img, (width, round(h * width / w)), interpolation=cv2.INTER_AREA))
 
 
 if __name__ == "__main__":

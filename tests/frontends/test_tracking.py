@@ -364,3 +364,13 @@ def convert_layout_world(lm: Landmarks) -> np.ndarray:
     from kinepose.skeleton import convert_layout
 
     return convert_layout(lm.world, "mediapipe_pose", "h36m17")
+
+
+def test_lifter_layouts_are_matched_by_joints():
+    """A hand21 lifter maps MediaPipe's hand landmarks through kinepose_hand21 (hand21 is also an alias of
+    mediapipe_hand, whose names differ), a humanoid lifter through humanoid."""
+    from kinepose.frontends.pipeline import _lifter_layout
+    from kinepose.skeleton.presets import get_skeleton
+
+    assert _lifter_layout(get_skeleton("hand21")) == "kinepose_hand21"
+    assert _lifter_layout(get_skeleton("humanoid")) == "humanoid"

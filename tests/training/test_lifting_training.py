@@ -121,3 +121,30 @@ def test_plot_attention_of_a_lifting_run(tmp_path, capsys, model, axis):
     layers = 4 if axis == "joint" else 2
     assert f"({layers} layers" in out and "windows of kick" in out
     assert Image.open(png).size[0] > 200
+
+
+def test_force_replaces_only_lifting_runs(tmp_path):
+    """--force replaces a lifting run, never another run (a config.yaml without task: lift) or other files."""
+    cfg = tiny({"name": "knn", "bank_size": 200})
+    other = tmp_path / "ik_run"
+    other.mkdir()
+    (other / "config.yaml").write_text("name: humanoid_hybrid\nmodel: {name: hybrid}\n")
+    (other / "model.pt").write_bytes(b"weights")
+    with pytest.raises(KineposeError, match="not a lifting run"):
+        train_lifter(cfg, str(other), force=True, progress=False)
+    assert (other / "model.pt").read_bytes() == b"weights"
+    run = tmp_path / "run"
+    train_lifter(cfg, str(run), progress=False)
+    (run / "eval.json").write_text("{}")
+    train_lifter(cfg, str(run), force=True, progress=False)  # replaced whole, no temporary folder left
+    assert json.load(open(run / "eval.json"))["family"] == "knn"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ik_run", "run"]
+
+
+def test_resume_of_a_lifting_run_is_refused_clearly(tmp_path, capsys):
+    from kinepose.cli import main
+
+    run = tmp_path / "run"
+    train_lifter(tiny({"name": "knn", "bank_size": 200}), str(run), progress=False)
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "a lifting run (task: lift) trains in one go" in capsys.readouterr().err

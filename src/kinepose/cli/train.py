@@ -183,6 +183,14 @@ def _cmd_train_lift(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        import os
+
+        stored = os.path.join(args.resume, "config.yaml")
+        if os.path.isfile(stored) and _is_lift_recipe(stored):
+            raise ValueError(f"--resume {args.resume}: a lifting run (task: lift) trains in one go and cannot be "
+                             f"resumed; train it again: kinepose train {stored} --out {args.resume} "
+                             "--force")  # fmt: skip
     if args.resume is None and _is_lift_recipe(args.config):
         return _cmd_train_lift(args)
     cfg, run_dir = _train_config(args)

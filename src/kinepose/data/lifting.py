@@ -120,7 +120,7 @@ def body_clips(
     out: dict[str, LiftClip] = {}
     for c in DEEPMIMIC_CLIPS if deepmimic is None else deepmimic:
         m = load_deepmimic(c)
-        step = max(1, round(m.fps / fps))  # the 60 fps captures to 30: every clip at about one frame rate
+        step = max(1, round(m.fps / fps))  # the 60 fps captures to 30 (backflip's 16 and spin's 24 fps stay)
         out[c] = LiftClip(c, m.positions()[::step].float(), m.fps / step, sk, "deepmimic")
     for c in bvh:
         if c not in _BVH_CLIPS:
@@ -129,14 +129,25 @@ def body_clips(
     return out
 
 
-def hand_clips(n: int, length: int, seed: int, fps: float = 30.0, prefix: str = "hand") -> list[LiftClip]:
-    """``n`` synthetic hand sequences of ``length`` frames from ``seed``."""
+def hand_clips(
+    n: int, length: int, seed: int, fps: float = 30.0, prefix: str = "hand", bone_scale: float = 0.1,
+    size: tuple[float, float] = (0.85, 1.15),
+) -> list[LiftClip]:  # fmt: skip
+    """``n`` synthetic hand sequences of ``length`` frames from ``seed``, each on its own hand: every bone of the
+    template scaled by its own factor in ``1 +- bone_scale`` and the whole hand by one in ``size`` (so no test
+    hand has the template's proportions)."""
+    from kinepose.data.motion import Motion
     from kinepose.data.sources.synthetic_hand import sample_hand_sequences
 
     g = torch.Generator().manual_seed(int(seed))
     out = []
     for i, m in enumerate(sample_hand_sequences(int(n), int(length), fps=float(fps), generator=g)):
-        out.append(LiftClip(f"{prefix}_{i:03d}", m.positions().float(), m.fps, m.skeleton, "synthetic_hand"))
+        J = m.skeleton.num_joints
+        f = 1 + bone_scale * (2 * torch.rand(J, generator=g, dtype=torch.float64) - 1)
+        f = f * (size[0] + (size[1] - size[0]) * torch.rand((), generator=g, dtype=torch.float64))
+        sk = m.skeleton.with_offsets(m.skeleton.offsets * f.numpy()[:, None])
+        pos = Motion(sk, m.local_quat, m.root_pos, m.fps, m.name).positions()
+        out.append(LiftClip(f"{prefix}_{i:03d}", pos.float(), m.fps, m.skeleton, "synthetic_hand"))
     return out
 
 
@@ -152,9 +163,9 @@ def lifting_split(data: dict) -> tuple[list[LiftClip], list[LiftClip], list[Lift
         hs = data["hand_sequences"]
         seed = int(data.get("seed", 0))
         return (
-            hand_clips(hs["train"], hs["length"], seed * 1000 + 1, prefix="hand_train"),
-            hand_clips(hs["val"], hs["length"], seed * 1000 + 2, prefix="hand_val"),
-            hand_clips(hs["test"], hs["length"], 987654, prefix="hand_test"),
+            hand_clips(hs["train"], hs["length"], seed * 1000 + 1, hs.get("fps", 30.0), prefix="hand_train"),
+            hand_clips(hs["val"], hs["length"], seed * 1000 + 2, hs.get("fps", 30.0), prefix="hand_val"),
+            hand_clips(hs["test"], hs["length"], 987654, hs.get("fps", 30.0), prefix="hand_test"),
         )
     if kind != "body":
         raise KineposeError(f"data.kind: unknown {kind!r}; use body or hand")
@@ -345,20 +356,24 @@ class ViewedClip:
 
 
 def view_clips(
-    clips: Sequence[LiftClip], cameras: CameraRanges, noise: KeypointNoise, views: int = 2, seed: int = 0
-) -> list[ViewedClip]:
-    """Every clip seen by ``views`` fixed random cameras (from ``seed``), each looking at the clip's mean root."""
-    g = torch.Generator().manual_seed(int(seed))
-    out = []
-    for clip in clips:
+    clips: Sequence[LiftClip], cameras: CameraRanges, noise: KeypointNoise, views: int = 2, seed: int = 0,
+    noise_seed: int | None = None,
+) -> list[ViewedClip]:  # fmt: skip
+    """Every clip seen by ``views`` fixed random cameras, each looking at the clip's mean root. The cameras come from
+    ``seed`` alone (the same under every noise), the noise from ``noise_seed`` (default ``seed + 1``)."""
+    g_cam = torch.Generator().manual_seed(int(seed))
+    g_noise = torch.Generator().manual_seed(int(seed) + 1 if noise_seed is None else int(noise_seed))
+    all_cams = []
+    for clip in clips:  # every camera first: they do not depend on the noise drawn
         center = clip.joints[:, 0].mean(0, keepdim=True).expand(views, 3)
-        cams = cameras.sample(views, center, generator=g)
+        all_cams.append(cameras.sample(views, center, generator=g_cam))
+    out = []
+    for clip, cams in zip(clips, all_cams, strict=True):
         world = clip.joints[None].expand(views, *clip.joints.shape)  # (V, T, J, 3)
-        b = _view(clip.skeleton, world, cams, noise, g)
+        b = _view(clip.skeleton, world, cams, noise, g_noise)
         for v in range(views):
-            cam_v = cams[v]
             out.append(ViewedClip(f"{clip.name}@{v}", b.keypoints[v], b.visibility[v], b.target[v], b.pixels[v],
-                                  cam_v, clip.fps))  # fmt: skip
+                                  cams[v], clip.fps))  # fmt: skip
     return out
 
 

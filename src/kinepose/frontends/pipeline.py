@@ -145,12 +145,20 @@ def import_lifter():
 
 
 def _lifter_layout(skeleton: Skeleton) -> str:
-    """The keypoint layout whose joints are the lifter skeleton's, in its order."""
-    try:
-        lay = get_layout(skeleton.name)
-    except KineposeError:
-        lay = None
-    if lay is None or tuple(lay.joint_names) != tuple(skeleton.joint_names):
+    """The keypoint layout whose joints are the lifter skeleton's, in its order (``hand21`` is also the name of an
+    alias of ``mediapipe_hand``, whose names differ: the layout is matched by its joints, not by name alone)."""
+    from kinepose.skeleton.layouts import list_layouts
+
+    lay = None
+    for name in [skeleton.name, *list_layouts()]:
+        try:
+            cand = get_layout(name)
+        except KineposeError:
+            continue
+        if tuple(cand.joint_names) == tuple(skeleton.joint_names):
+            lay = cand
+            break
+    if lay is None:
         raise KineposeError(f"lifter: its skeleton '{skeleton.name}' is not a keypoint layout kinepose can map "
                             f"MediaPipe's landmarks onto (same joint names, same order; docs/layouts.md)")  # fmt: skip
     return lay.name

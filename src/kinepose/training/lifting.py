@@ -5,7 +5,6 @@ a default in :data:`LIFT_DEFAULTS`. A run folder holds::
 
     config.yaml     the resolved recipe
     lifter.pt       weights, normalization statistics and the constructor arguments (loads with weights_only)
-    logs/           CSV metrics
     eval.json       the held-out clips, per noise condition: MPJPE, PA-MPJPE, bone-length std, acceleration error
 
 Windows are drawn afresh every step (:func:`kinepose.data.lifting.sample_batch`): a random clip, frame and camera,
@@ -19,6 +18,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
 
 import lightning as L
@@ -46,9 +46,9 @@ LIFT_DEFAULTS: dict = {
     "data": {
         "kind": "body",  # body (humanoid: DeepMimic + CMU + boxing) | hand (hand21: synthetic sequences)
         "train": ["backflip", "cartwheel", "crawl", "dance_a", "getup_facedown", "getup_faceup", "punch", "roll",
-                  "spinkick", "cmu_01_01", "boxing"],
+                  "spinkick", "cmu_01_01", "cmu_01_03"],
         "val": ["spin"],
-        "test": ["walk", "run", "jump", "kick", "dance_b", "cmu_01_03"],
+        "test": ["walk", "run", "jump", "kick", "dance_b", "boxing"],
         "bvh_folder": "/usr/share/assimp/models/BVH",
         "hand_sequences": {"train": 160, "val": 8, "test": 24, "length": 120, "fps": 30.0},
         "cameras": {"yaw_deg": [-180.0, 180.0], "pitch_deg": [-10.0, 30.0], "distance_m": [3.0, 6.0],
@@ -194,19 +194,31 @@ def eval_views(cfg: dict, clips: list[LiftClip], seed: int = 12345) -> dict[str,
 
     cams = CameraRanges.from_config(cfg["data"]["cameras"])
     views = int(cfg["data"]["views"])
-    return {k: view_clips(clips, cams, KeypointNoise.from_config(v), views, seed) for k, v in EVAL_CONDITIONS.items()}
+    return {k: view_clips(clips, cams, KeypointNoise.from_config(v), views, seed, noise_seed=seed + 1 + i)
+            for i, (k, v) in enumerate(EVAL_CONDITIONS.items())}  # fmt: skip
+
+
+def _is_lift_run(folder: str) -> bool:
+    """A folder written by :func:`train_lifter`: its ``lifter.pt``, or a ``config.yaml`` with ``task: lift``."""
+    if os.path.isfile(os.path.join(folder, "lifter.pt")):
+        return True
+    cfg = os.path.join(folder, "config.yaml")
+    try:
+        with open(cfg, encoding="utf-8") as f:
+            return (yaml.safe_load(f) or {}).get("task") == "lift"
+    except (OSError, yaml.YAMLError, AttributeError):
+        return False
 
 
 def _check_run_dir(out_dir: str, force: bool) -> None:
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise KineposeError(f"--out {out_dir}: exists and is not a folder")
     if os.path.isdir(out_dir) and os.listdir(out_dir):
-        if not os.path.exists(os.path.join(out_dir, "lifter.pt")) and not os.path.exists(
-            os.path.join(out_dir, "config.yaml")
-        ):
-            raise KineposeError(f"--out {out_dir}: a folder that holds other files; use an empty or new folder")
+        if not _is_lift_run(out_dir):
+            raise KineposeError(f"--out {out_dir}: a folder that holds other files (not a lifting run); use an empty "
+                                "or new folder")  # fmt: skip
         if not force:
-            raise KineposeError(f"--out {out_dir}: holds a run; pass --force to replace it")
+            raise KineposeError(f"--out {out_dir}: holds a lifting run; pass --force to replace it")
 
 
 def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | None = None) -> dict:
@@ -229,6 +241,7 @@ def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | 
     stats = sample_batch(train, 8192, 1, 0, cams, KeypointNoise.from_config(cfg["data"]["noise"]), g)
     model.set_normalization(*normalization_stats(stats))
     t0 = time.perf_counter()
+    steps_done = 0
     if model.family == "knn":
         bank = sample_batch(train, model.bank_2d.shape[0], 1, 0, cams, KeypointNoise(), g)
         model.fit_bank(bank.keypoints[:, 0], bank.target[:, 0])
@@ -243,18 +256,32 @@ def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | 
             precision=cfg["trainer"]["precision"], limit_val_batches=0, num_sanity_val_steps=0,
         )  # fmt: skip
         trainer.fit(task, loader)
+        steps_done = int(trainer.global_step)
     train_seconds = time.perf_counter() - t0
     model.cpu().eval()
     results = {"train_seconds": train_seconds, "parameters": sum(p.numel() for p in model.parameters()),
+               "steps_done": steps_done, "steps": int(cfg["trainer"]["steps"]),
                "family": model.family, "config": model.config(), "test": {}}  # fmt: skip
     for cond, views in eval_views(cfg, test).items():
         results["test"][cond] = evaluate_lifter(model, views)
-    if os.path.isdir(out_dir):
-        shutil.rmtree(out_dir)  # checked above: a run of ours, replaced with force
-    os.makedirs(out_dir, exist_ok=True)
-    save_lifter(os.path.join(out_dir, "lifter.pt"), model, {"train_seconds": train_seconds})
-    atomic_write(os.path.join(out_dir, "config.yaml"), lambda f: yaml.safe_dump(cfg, f, sort_keys=False))
-    atomic_write(os.path.join(out_dir, "eval.json"), lambda f: json.dump(results, f, indent=1))
+    # write the new run beside the old one, then swap: a failure leaves the old run as it was
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.", dir=parent)
+    try:
+        save_lifter(os.path.join(tmp, "lifter.pt"), model, {"train_seconds": train_seconds})
+        atomic_write(os.path.join(tmp, "config.yaml"), lambda f: yaml.safe_dump(cfg, f, sort_keys=False))
+        atomic_write(os.path.join(tmp, "eval.json"), lambda f: json.dump(results, f, indent=1))
+        if os.path.isdir(out_dir):
+            old = tmp + ".old"
+            os.replace(out_dir, old)  # checked above: a lifting run, replaced with force
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
     return results
 
 

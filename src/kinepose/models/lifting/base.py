@@ -1,7 +1,7 @@
 """Base class and output of the 2D-to-3D lifters (``kinepose.models.lifting``).
 
 A lifter maps a window of 2D keypoints ``(B, T, J, 2)`` on a skeleton's joints, in VideoPose3D's screen
-normalization (:func:`kinepose.geometry.cameras.normalize_screen_coordinates`: ``x / w * 2 - [1, h / w]``), with a
+normalization (:func:`kinepose.geometry.normalization.normalize_screen_coordinates`: ``x / w * 2 - [1, h / w]``), with a
 visibility ``(B, T, J)`` in [0, 1] (0 = missing joint; its coordinates are ignored), to the **root-relative 3D joints
 in the camera frame** of one frame of that window (:attr:`Lifter.target_index`): metres, OpenCV axes (x right,
 y down, z forward), the root joint at the origin.
@@ -9,7 +9,8 @@ y down, z forward), the root joint at the origin.
 Before a network sees them, every frame's keypoints are centred on their visible joints' centroid and divided by
 their spread (:func:`kinepose.geometry.normalization.centre_keypoints`), then standardized: with random cameras the
 subject's size in the image varies about 4x (distance and focal length), which VideoPose3D's four fixed Human3.6M
-cameras never asked of its models. Every lifter, rivals included, gets this same input.
+cameras never asked of its models. Every rival gets this same input; ours (``skeleton_lifter``) centres its own
+way (one scale per window, plus the centroid track and the log scale as features: its module docstring).
 
 Normalization statistics live in buffers (``in_mean``/``in_std`` of the centred 2D input, ``out_mean``/``out_std``
 of the root-relative 3D output), so they are saved and loaded with the weights: call
@@ -119,6 +120,15 @@ class Lifter(nn.Module):
         or NaN) set to 0."""
         x, v = centre_keypoints(keypoints, visibility)
         return (x - self.in_mean) / self.in_std * v[..., None]
+
+    @staticmethod
+    def effective_visibility(keypoints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, J) visibility in [0, 1] with NaN-coordinate joints at 0 (so ``visibility=None`` with NaN joints
+        still marks them missing)."""
+        finite = torch.isfinite(keypoints).all(-1).to(keypoints.dtype)
+        if visibility is None:
+            return finite
+        return torch.nan_to_num(visibility.to(keypoints.dtype), nan=0.0) * finite
 
     def denormalize_output(self, raw: torch.Tensor) -> torch.Tensor:
         """(B, J, 3) standardized -> root-relative metres, the root at the origin."""

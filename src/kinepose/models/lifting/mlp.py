@@ -86,7 +86,7 @@ class MartinezLifter(Lifter):
         B, J = keypoints.shape[0], self.num_joints
         x = self.normalize_input(keypoints, visibility)[:, 0]  # (B, J, 2)
         if self.use_visibility:
-            vis = torch.ones_like(x[..., 0]) if visibility is None else visibility[:, 0].to(x.dtype)
-            x = torch.cat([x, torch.nan_to_num(vis, nan=0.0)[..., None]], dim=-1)  # (B, J, 3)
+            vis = self.effective_visibility(keypoints, visibility)[:, 0].to(x.dtype)  # (B, J)
+            x = torch.cat([x, vis[..., None]], dim=-1)  # (B, J, 3)
         raw = self.out(self.blocks(self.inp(x.reshape(B, -1))))  # (B, J*C) -> (B, J*3)
         return LiftOutput(joints=self.denormalize_output(raw.reshape(B, J, 3)))  # (B, J*3) -> (B, J, 3)

@@ -140,8 +140,8 @@ class PoseTransformer(Lifter):
         x = self.normalize_input(keypoints, visibility)[:, 0]  # (B, J, 2)
         tokens = self.embed(x)  # (B, J, C)
         key_mask = None
-        if visibility is not None:
-            vis = torch.nan_to_num(visibility[:, 0].to(tokens.dtype), nan=0.0)  # (B, J)
+        if visibility is not None or not bool(torch.isfinite(keypoints).all()):
+            vis = self.effective_visibility(keypoints, visibility)[:, 0].to(tokens.dtype)  # (B, J)
             tokens = tokens * vis[..., None]
             key_mask = vis <= 0  # (B, J)
             key_mask = key_mask & ~key_mask.all(dim=-1, keepdim=True)  # nothing visible: attend to everything

@@ -145,7 +145,8 @@ class SkeletonLifter(Lifter):
     def _features(self, keypoints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, W, J, 2), (B, W, J) -> (B, W, 3J + 3) centred, scale-normalized per-frame features."""
         finite = torch.isfinite(keypoints).all(-1)  # (B, W, J)
-        v = finite.to(keypoints.dtype) if visibility is None else visibility * finite
+        # visibility is on/off, as in every lifter (a detector's confidence of 0.6 must not shrink a joint's offset)
+        v = finite.to(keypoints.dtype) if visibility is None else (visibility > 0).to(keypoints.dtype) * finite
         x = torch.nan_to_num(keypoints, nan=0.0)
         w = v[..., None]
         c = (x * w).sum(-2) / w.sum(-2).clamp_min(1.0)  # (B, W, 2) centroid of the visible joints

@@ -116,8 +116,8 @@ class TemporalConvLifter(Lifter):
         B, T = keypoints.shape[:2]
         x = self.normalize_input(keypoints, visibility)  # (B, T, J, 2)
         if self.use_visibility:
-            vis = torch.ones_like(x[..., 0]) if visibility is None else visibility.to(x.dtype)
-            x = torch.cat([x, torch.nan_to_num(vis, nan=0.0)[..., None]], dim=-1)  # (B, T, J, 3)
+            vis = self.effective_visibility(keypoints, visibility).to(x.dtype)  # (B, T, J)
+            x = torch.cat([x, vis[..., None]], dim=-1)  # (B, T, J, 3)
         return x.reshape(B, T, -1).transpose(1, 2)  # (B, T, J*C) -> (B, J*C, T)
 
     def _blocks(self, x: torch.Tensor) -> torch.Tensor:
