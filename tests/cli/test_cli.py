@@ -9,6 +9,7 @@ def test_info(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert "humanoid" in out and "dance_b" in out and "hand21" in out
+    assert "Lifters, 2D -> 3D" in out and "skeleton_lifter, tcn" in out
 
 
 def test_skeleton(capsys):

@@ -24,6 +24,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
         m = load_deepmimic(clip)
         star = "*" if clip in DEFAULT_EVAL_CLIPS else " "
         print(f" {star}{clip:<16} {m.num_frames:>4} frames  {m.fps:5.1f} fps  {m.num_frames / m.fps:5.2f} s")
+    from kinepose.models import list_models
+    from kinepose.models.lifting import list_lifters
+
+    print(f"\nModels, joints -> rotations (kinepose train configs/humanoid_*.yaml): {', '.join(list_models())}")
+    print(f"Lifters, 2D -> 3D (kinepose train configs/lift_*.yaml, task: lift): {', '.join(list_lifters())}")
     return 0
 
 
