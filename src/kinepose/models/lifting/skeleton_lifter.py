@@ -10,7 +10,10 @@ What it does differently from the rivals (``mlp``, ``pose_transformer``, ``tcn``
   and its errors compounded towards the hands and feet (PA-MPJPE 85 mm against 64 mm of the 27-frame TCN at equal
   training time on the body benchmark). Bone lengths are one vector per window (pooled over its frames), and over
   a whole clip (:meth:`SkeletonLifter.forward_sequence`) one vector per clip: the median of the windows' (offline)
-  or the running mean of the frames so far (causal); bone lengths are constant over a clip by construction.
+  or the running mean of the frames so far (causal); bone lengths are constant over a clip by construction. Bones
+  that share a parent (the pelvis's spine and hips, the chest's neck and shoulders, a wrist's fingers) turn
+  together: one rotation per group and frame, one shape (their rest directions) per window and per clip, so that
+  the output is a pose of one skeleton and analytic IK on the calibrated subject reproduces it exactly.
 - **Input invariant to where and how large the subject is in the image.** Each window's keypoints are centred on
   the visible joints' centroid and divided by their spread (one scale per window); the centroid track and the log
   scale go in as three extra numbers per frame.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from kinepose.geometry.rotations import sixd_to_matrix
 from kinepose.models.layers import AttentionEncoder, check_positive
 from kinepose.models.lifting.base import Lifter, LiftOutput
 from kinepose.models.lifting.registry import register_lifter
@@ -134,11 +138,25 @@ class SkeletonLifter(Lifter):
         self.encoder = AttentionEncoder(dim, layers, heads, dropout)
         self.dir_head = nn.Linear(dim, 3 * J)
         self.len_head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, J))
+        # bones that share a parent (pelvis: spine and hips; chest: neck and shoulders; a wrist: the fingers) turn
+        # together, one rotation per group and frame, with one shape per window (per clip over a whole clip), as
+        # on a skeleton: analytic IK on the calibrated subject then reproduces the joints exactly
+        kids = skeleton.children
+        self.groups = [p for p in range(J) if len(kids[p]) > 1]
+        self.grouped = [c for p in self.groups for c in kids[p]]
+        self.register_buffer("group_of", torch.tensor([gi for gi, p in enumerate(self.groups) for _ in kids[p]],
+                                                      dtype=torch.long), persistent=False)  # fmt: skip
+        self.group_head = nn.Linear(dim, 6 * len(self.groups))
+        self.shape_head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 3 * len(self.grouped)))
         with torch.no_grad():  # start at the rest pose and the template's lengths
             self.dir_head.weight.mul_(0.01)
             self.dir_head.bias.copy_(self.directions.flatten())
             self.len_head[-1].weight.mul_(0.01)
             self.len_head[-1].bias.zero_()
+            self.group_head.weight.mul_(0.01)
+            self.group_head.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0]).repeat(len(self.groups)))
+            self.shape_head[-1].weight.mul_(0.01)
+            self.shape_head[-1].bias.zero_()
         mask = torch.triu(torch.ones(self.window, self.window, dtype=torch.bool), 1) if causal else None
         self.register_buffer("mask", mask, persistent=False)
 
@@ -158,8 +176,18 @@ class SkeletonLifter(Lifter):
         log_s = s.log()[..., None].expand(-1, x.shape[1], 1)  # (B, W, 1)
         return torch.cat([rel.flatten(-2), v, track, log_s], -1)
 
+    def _compose(self, d: torch.Tensor, R: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+        """Free bone directions (..., J, 3), group rotations (..., G, 3, 3) and group shapes (..., C, 3) -> (..., J, 3)
+        unit directions (grouped bones: their group's rotation of their shape direction)."""
+        if not self.groups:
+            return d
+        shape = shape / shape.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        grouped = (R[..., self.group_of, :, :] @ shape[..., None])[..., 0]  # (..., C, 3)
+        return d.index_copy(-2, torch.tensor(self.grouped, device=d.device), grouped)
+
     def _frames(self, keypoints: torch.Tensor, visibility: torch.Tensor | None):
-        """Per-frame unit bone directions (B, W, J, 3), per-frame pooled lengths (B, W, J) and attention maps."""
+        """Per-frame free bone directions (B, W, J, 3), group rotations (B, W, G, 3, 3), pooled group shapes
+        (B, W, C, 3) and lengths (B, W, J), and the attention maps."""
         tokens = self.embed(self._features(keypoints, visibility)) + self.pos  # (B, W, dim)
         tokens, attn = self.encoder(tokens, self.mask)
         B, W, _ = tokens.shape
@@ -170,11 +198,15 @@ class SkeletonLifter(Lifter):
         else:
             pooled = tokens.mean(1, keepdim=True).expand(B, W, -1)
         lengths = self.rest_lengths * torch.exp(self.len_head(pooled))  # (B, W, J)
-        return d, lengths, attn
+        G, C = len(self.groups), len(self.grouped)
+        R = sixd_to_matrix(self.group_head(tokens).reshape(B, W, G, 6))  # (B, W, G, 3, 3)
+        shape = self.directions[self.grouped] + self.shape_head(pooled).reshape(B, W, C, 3)  # (B, W, C, 3)
+        return d, R, shape, lengths, attn
 
     def forward(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> LiftOutput:
         self.check_input(keypoints, visibility)
-        d, lengths, attn = self._frames(keypoints, visibility)
+        d, R, shape, lengths, attn = self._frames(keypoints, visibility)
+        d = self._compose(d, R, shape)
         joints = decode_skeleton(self.skeleton.parents, d, lengths)  # (B, W, J, 3)
         t = self.target_index
         return LiftOutput(
@@ -195,13 +227,18 @@ class SkeletonLifter(Lifter):
         idx = window_index(T, self.window, self.target_index).to(keypoints.device)  # (T, W)
         kp = keypoints[:, idx].reshape(B * T, self.window, *keypoints.shape[2:])  # (B*T, W, J, 2)
         vis = None if visibility is None else visibility[:, idx].reshape(B * T, self.window, -1)
-        d, lengths, _ = self._frames(kp, vis)
+        d, R, shape, lengths, _ = self._frames(kp, vis)
         t = self.target_index
         d = d[:, t].reshape(B, T, self.num_joints, 3)
+        R = R[:, t].reshape(B, T, *R.shape[2:])
         lengths = lengths[:, t].reshape(B, T, self.num_joints)
-        if self.causal:
+        shape = shape[:, t].reshape(B, T, *shape.shape[2:])
+        shape = shape / shape.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        if self.causal:  # the running mean of what the frames so far say
             n = torch.arange(1, T + 1, dtype=lengths.dtype, device=lengths.device)[:, None]
             lengths = lengths.cumsum(1) / n
-        else:
+            shape = shape.cumsum(1) / n[..., None]
+        else:  # one skeleton per clip
             lengths = lengths.median(1, keepdim=True).values.expand(B, T, -1)
-        return decode_skeleton(self.skeleton.parents, d, lengths)
+            shape = shape.median(1, keepdim=True).values.expand_as(shape)
+        return decode_skeleton(self.skeleton.parents, self._compose(d, R, shape), lengths)
