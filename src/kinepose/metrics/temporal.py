@@ -31,17 +31,11 @@ def acceleration_error(pred: ArrayLike, target: ArrayLike, fps: float | None = N
         raise ShapeError(
             f"pred: acceleration needs T >= 3 frames on dim -3 of (..., T, J, 3), got shape {tuple(p.shape)}"
         )
-    if fps is not None:
-        try:
-            rate = float(fps)
-        except (TypeError, ValueError):
-            rate = math.nan
-        if not (math.isfinite(rate) and rate > 0):
-            raise KineposeError(f"fps: expected a finite number of frames per second > 0, got {fps!r}")
+    rate = _fps_rate(fps)
     d = p - t  # acceleration is linear: diff of accelerations = acceleration of the difference
     acc = d[..., 2:, :, :] - 2 * d[..., 1:-1, :, :] + d[..., :-2, :, :]  # (..., T-2, J, 3)
     err = torch.linalg.vector_norm(acc, dim=-1).mean()
-    return err if fps is None else err * rate**2
+    return err if rate is None else err * rate**2
 
 
 def mpjve(pred: ArrayLike, target: ArrayLike, mask: ArrayLike | None = None, fps: float | None = None) -> torch.Tensor:

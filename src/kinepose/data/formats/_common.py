@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import lzma
 import math
 import os
@@ -302,3 +303,18 @@ def _csv_values(
                     f"non-numeric value {cell!r} in column {k + 1} ({header[k]!r})", path, line
                 ) from None
     raise FileFormatError("non-numeric value in the data rows", path)  # pragma: no cover - numpy agreed with float()
+
+
+def _read_json(path: str) -> Any:
+    """A JSON file's content; a missing file, bad JSON (with its line) or a read error is a FileFormatError."""
+    if not os.path.isfile(path):
+        raise FileFormatError(f"cannot read ({'is a folder' if os.path.isdir(path) else 'no such file'})", path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise FileFormatError(f"not valid JSON ({exc.msg}, column {exc.colno})", path, exc.lineno) from None
+    except (UnicodeDecodeError, RecursionError) as exc:
+        raise FileFormatError(f"not valid JSON ({type(exc).__name__})", path) from None
+    except OSError as exc:
+        raise FileFormatError(f"cannot read ({exc.strerror or exc})", path) from None

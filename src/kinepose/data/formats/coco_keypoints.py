@@ -17,7 +17,6 @@ kinepose's ``coco17`` layout, name for name after normalizing spelling (case, ``
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from kinepose.data.formats._common import _read_json
 from kinepose.errors import FileFormatError
 from kinepose.skeleton.layouts import convert_layout, get_layout
 
@@ -145,20 +145,6 @@ def load_coco_keypoints(path: str | os.PathLike) -> CocoKeypoints:
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-
-
-def _read_json(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileFormatError(f"cannot read ({'is a folder' if os.path.isdir(path) else 'no such file'})", path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"not valid JSON ({exc.msg}, column {exc.colno})", path, exc.lineno) from None
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise FileFormatError(f"not valid JSON ({type(exc).__name__})", path) from None
-    except OSError as exc:
-        raise FileFormatError(f"cannot read ({exc.strerror or exc})", path) from None
 
 
 def _norm(name: Any) -> str:

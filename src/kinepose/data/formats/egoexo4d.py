@@ -38,7 +38,6 @@ camera (``p_cam = R p_world + t``, metres); a frame without extrinsics gets NaN 
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -47,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from kinepose.data.formats._common import _read_json
 from kinepose.errors import FileFormatError, KineposeError
 
 __all__ = ["EGOEXO4D_HAND_JOINTS", "HANDS", "NUM_HAND_JOINTS", "EgoExoHandClip", "load_egoexo4d_hands"]
@@ -161,20 +161,6 @@ def _check_hands(hands: Sequence[str] | str) -> tuple[str, ...]:
 
 def _kind(value: Any) -> str:
     return "an empty object" if value == {} else type(value).__name__
-
-
-def _read_json(path: str) -> Any:
-    if not os.path.isfile(path):
-        raise FileFormatError(f"cannot read ({'is a folder' if os.path.isdir(path) else 'no such file'})", path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except json.JSONDecodeError as exc:
-        raise FileFormatError(f"not valid JSON ({exc.msg}, column {exc.colno})", path, exc.lineno) from None
-    except (UnicodeDecodeError, RecursionError) as exc:
-        raise FileFormatError(f"not valid JSON ({type(exc).__name__})", path) from None
-    except OSError as exc:
-        raise FileFormatError(f"cannot read ({exc.strerror or exc})", path) from None
 
 
 def _frame_number(key: str, where: str, path: str) -> int:
