@@ -63,19 +63,55 @@ ROWS: dict[str, tuple[str, dict, list[str]]] = {
                ["trainer.steps=900", "trainer.batch_size=64"]),
     "ours27c": ("ours 27, causal", {"name": "skeleton_lifter", "window": 27, "causal": True},
                 ["trainer.steps=900", "trainer.batch_size=64"]),
+    # the 2D fit (kinepose.models.lifting.refine, no network) on a trained row's output, that row's run reused
+    "knn_smooth_fit": ("k-NN smoothed + 2D fit (no network)", {"base": "knn_smooth"}, []),
+    "tcn27_fit": ("TCN 27 + 2D fit", {"base": "tcn27"}, []),
+    "ours1_fit": ("ours, single frame + 2D fit", {"base": "ours1"}, []),
+    "ours27_fit": ("ours 27, offline + 2D fit", {"base": "ours27"}, []),
 }  # fmt: skip
 RIVALS = ("mlp", "pose_transformer", "tcn27", "tcn27c", "tcn81", "tcn81c")
-OURS = ("ours1", "ours27", "ours27c")
+OURS = ("ours1", "ours27", "ours27c", "ours1_fit", "ours27_fit")
+#: the fit's settings per kind (chosen on the validation clips: benchmarks/RESULTS.md); the defaults are the body's
+REFINE = {"body": {}, "hand": {"focal": 1.2, "sigma_accel": 0.01}}
 
 
-def ik_check(cfg: dict, run_dir: str) -> float:
-    """Max |FK(IK(lifted)) - lifted| (mm) over the test clips (5 px + outliers), on the calibrated subject."""
+def fit_row(kind: str, row: str, runs: str) -> dict:
+    """A row that reuses another row's trained run and fits its output to the 2D keypoints."""
+    from kinepose.models.lifting.files import load_lifter
+    from kinepose.models.lifting.refine import RefineConfig, RefinedLifter
+    from kinepose.training.lifting import evaluate_lifter
+
+    label, model, _ = ROWS[row]
+    base = os.path.join(runs, f"{kind}_{model['base']}")
+    if not os.path.isfile(os.path.join(base, "eval.json")):
+        raise SystemExit(f"--rows {row}: needs the row {model['base']!r} trained first (no run in {base})")
+    cfg = resolve_lift_config(os.path.join(ROOT, "configs", f"lift_{kind}.yaml"))
+    lifter = load_lifter(base)
+    config = RefineConfig(**REFINE[kind])
+    if lifter.family == "skeleton_lifter":
+        lifter.refine = config  # ours: the fit keeps the rigid groups
+    else:
+        lifter = RefinedLifter(lifter, config)
+    res = json.load(open(os.path.join(base, "eval.json")))
+    res["test"] = {c: evaluate_lifter(lifter, v) for c, v in eval_views(cfg, _test_clips(cfg)).items()}
+    res["refine"] = REFINE[kind]
+    res["ik_fk_max_mm"] = ik_check(cfg, lifter) if kind == "body" else None
+    res["label"], res["model"], res["overrides"] = label, model, []
+    print(f"{kind:5s} {row:17s} " + "  ".join(
+        f"{c}: {res['test'][c]['mpjpe_mm']:.1f}/{res['test'][c]['pa_mpjpe_mm']:.1f}" for c in EVAL_CONDITIONS
+    ), flush=True)  # fmt: skip
+    return res
+
+
+def ik_check(cfg: dict, run) -> float:
+    """Max |FK(IK(lifted)) - lifted| (mm) over the test clips (5 px + outliers), on the calibrated subject; ``run``
+    is a run folder or a lifter."""
     from kinepose.kinematics.calibration import calibrate_skeleton
     from kinepose.kinematics.fk import forward_kinematics
     from kinepose.kinematics.ik import analytic_ik
     from kinepose.models.lifting.files import load_lifter
 
-    model = load_lifter(run_dir)
+    model = load_lifter(run) if isinstance(run, str) else run
     views = eval_views(cfg, _test_clips(cfg))["5px+outliers"]
     worst = 0.0
     for pred in lift_viewed(model, views):
@@ -100,6 +136,8 @@ def _test_clips(cfg: dict):
 
 
 def run_row(kind: str, row: str, quick: bool, runs: str) -> dict:
+    if "base" in ROWS[row][1]:
+        return fit_row(kind, row, runs)
     recipe = os.path.join(ROOT, "configs", f"lift_{kind}.yaml")
     label, model, over = ROWS[row]
     model = dict(model)

@@ -32,6 +32,7 @@ from torch import nn
 from kinepose.geometry.rotations import sixd_to_matrix
 from kinepose.models.layers import AttentionEncoder, check_positive
 from kinepose.models.lifting.base import Lifter, LiftOutput
+from kinepose.models.lifting.refine import RefineConfig, fit_to_keypoints
 from kinepose.models.lifting.registry import register_lifter
 from kinepose.skeleton.core import Skeleton
 
@@ -115,13 +116,17 @@ class SkeletonLifter(Lifter):
         causal: predict the last frame of the window from past frames only.
         dim: token size. layers, heads: of the Transformer over frames. dropout: in the blocks.
         width, frame_blocks: the per-frame encoder, a residual MLP (Martinez-style, LayerNorm) of this width.
+        refine: fit whole clips to their 2D keypoints after lifting (:mod:`kinepose.models.lifting.refine`; offline
+            only: :meth:`forward_sequence` of a non-causal lifter): ``True``, ``False``/``None`` (off, the default) or a mapping of
+            :class:`~kinepose.models.lifting.refine.RefineConfig` fields. Settable after loading (``lifter.refine``).
     """
 
     def __init__(
         self, skeleton: Skeleton, window: int = 27, causal: bool = False, dim: int = 128, layers: int = 2,
-        heads: int = 4, dropout: float = 0.1, width: int = 512, frame_blocks: int = 2,
+        heads: int = 4, dropout: float = 0.1, width: int = 512, frame_blocks: int = 2, refine=None,
     ) -> None:  # fmt: skip
         super().__init__(skeleton, window, causal)
+        self.refine = RefineConfig.from_value(refine)
         check_positive(dim=dim, layers=layers, heads=heads, width=width)
         check_positive(minimum=0, frame_blocks=frame_blocks)
         J = skeleton.num_joints
@@ -159,6 +164,15 @@ class SkeletonLifter(Lifter):
             self.shape_head[-1].bias.zero_()
         mask = torch.triu(torch.ones(self.window, self.window, dtype=torch.bool), 1) if causal else None
         self.register_buffer("mask", mask, persistent=False)
+
+    def config(self) -> dict:
+        """The constructor arguments, with the fit's settings as they are now (``lifter.refine`` may be set after
+        construction)."""
+        from dataclasses import asdict
+
+        cfg = super().config()
+        cfg["refine"] = asdict(self.refine) if self.refine is not None else False
+        return cfg
 
     def _features(self, keypoints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, W, J, 2), (B, W, J) -> (B, W, 3J + 3) centred, scale-normalized per-frame features."""
@@ -241,4 +255,15 @@ class SkeletonLifter(Lifter):
         else:  # one skeleton per clip
             lengths = lengths.median(1, keepdim=True).values.expand(B, T, -1)
             shape = shape.median(1, keepdim=True).values.expand_as(shape)
+            if self.refine is not None and self.refine.steps > 0:  # fit each clip to its 2D keypoints
+                vis = self.effective_visibility(keypoints, visibility)
+
+                def decode(dirs, lens):
+                    return decode_skeleton(self.skeleton.parents, dirs, lens)
+
+                return torch.stack([
+                    fit_to_keypoints(self._compose, decode, keypoints[b], vis[b], d[b], R[b], shape[b, 0],
+                                     lengths[b, 0], self.refine)
+                    for b in range(B)
+                ])  # fmt: skip
         return decode_skeleton(self.skeleton.parents, self._compose(d, R, shape), lengths)

@@ -1,0 +1,196 @@
+"""Fitting a lifted skeleton to the 2D keypoints it came from (no network): the step that turns ours' guess into a
+pose that reprojects onto the image.
+
+A lifter guesses depth; the 2D keypoints say exactly where every joint is across the image, and a skeleton with
+known bone lengths turns each bone's 2D length into the magnitude of its depth. :func:`fit_to_keypoints` keeps the
+network's bone lengths, depth ordering and rigid groups, and moves the pose until it reprojects onto the keypoints:
+a maximum a posteriori fit over a whole clip of
+
+- a robust (Cauchy) reprojection term over the visible joints, so outliers and swapped joints pull little;
+- a prior keeping every bone's direction near the network's (it decides what the image cannot: which way a bone
+  points in depth);
+- a prior on the joints' acceleration (motion is smooth), and one on the clip's bone lengths (the image cannot
+  tell a large subject far away from a small one near: the network's lengths set the metric scale).
+
+The camera is a pinhole with its principal point at the image centre (the screen normalization of
+:func:`kinepose.geometry.normalization.normalize_screen_coordinates`) and focal length ``focal`` x half the image
+width (a prior: the root's depth per frame is fitted, so a wrong focal length only changes the perspective
+slightly). Parameters are the free bones' directions per frame, each rigid group's rotation per frame and shape per
+clip, the bone lengths per clip and the root's position in the camera per frame, so the output is a pose of one
+skeleton with constant bone lengths, as the lifter's own output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from kinepose.errors import KineposeError
+from kinepose.geometry.rotations import axis_angle_to_matrix
+from kinepose.models.lifting.base import Lifter, LiftOutput
+
+__all__ = ["RefineConfig", "RefinedLifter", "fit_to_keypoints", "refine_joints"]
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Weights of :func:`fit_to_keypoints` as standard deviations (the terms' scales), and the optimizer's.
+
+    Attributes:
+        steps: Adam steps over the whole clip (0 switches the fit off). lr: Adam's step size.
+        sigma: 2D noise, in screen-normalized units (0.01 = 5 px on a 1,000-px-wide image).
+        robust: scale of the Cauchy reprojection loss (same units): residuals beyond it count ~log.
+        sigma_direction: how far (unit-vector distance) a bone may move from the network's direction.
+        sigma_accel: joint acceleration, metres per frame^2.
+        sigma_length: relative change of the clip's bone lengths.
+        focal: focal length over half the image width (2 f / w); the benchmark's cameras span 1.6-3.2.
+    """
+
+    steps: int = 300
+    lr: float = 0.02
+    sigma: float = 0.01
+    robust: float = 0.04
+    sigma_direction: float = 0.5
+    sigma_accel: float = 0.05
+    sigma_length: float = 0.01
+    focal: float = 2.4
+
+    def __post_init__(self) -> None:
+        if int(self.steps) < 0:
+            raise KineposeError(f"refine.steps: must be >= 0, got {self.steps}")
+        for name, value in asdict(self).items():
+            if name != "steps" and not (float(value) > 0 and float(value) < float("inf")):
+                raise KineposeError(f"refine.{name}: must be a finite number > 0, got {value!r}")
+
+    @classmethod
+    def from_value(cls, value) -> RefineConfig | None:
+        """``True``/``None``/``False``/a dict of fields -> a config, or None when the fit is off."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, RefineConfig):
+            return value
+        if not isinstance(value, dict):
+            raise KineposeError(f"refine: expected true, false or a mapping of {list(asdict(cls()))}, got {value!r}")
+        unknown = sorted(set(value) - set(asdict(cls())))
+        if unknown:
+            raise KineposeError(f"refine: unknown key(s) {unknown}; known: {sorted(asdict(cls()))}")
+        return cls(**value)
+
+
+def _root_init(joints: torch.Tensor, u: torch.Tensor, v: torch.Tensor, focal: float) -> torch.Tensor:
+    """(T, 3) root position in the camera by weak perspective: depth from the ratio of the 2D to the 3D spread of
+    the visible joints, x/y from their centroids."""
+    w = v[..., None]
+    n = v.sum(-1).clamp_min(1.0)
+    cu, cx = (u * w).sum(-2) / n[..., None], (joints[..., :2] * w).sum(-2) / n[..., None]
+    su = (((u - cu[..., None, :]) ** 2).sum(-1) * v).sum(-1) / n
+    sx = (((joints[..., :2] - cx[..., None, :]) ** 2).sum(-1) * v).sum(-1) / n
+    z = (focal * sx.sqrt() / su.sqrt().clamp_min(1e-6)).clamp(0.5, 100.0)
+    return torch.cat([cu * z[..., None] / focal - cx, z[..., None]], -1)
+
+
+def fit_to_keypoints(
+    compose, decode, keypoints: torch.Tensor, visibility: torch.Tensor, d: torch.Tensor,
+    R: torch.Tensor, shape: torch.Tensor, lengths: torch.Tensor, config: RefineConfig,
+) -> torch.Tensor:  # fmt: skip
+    """Fit one clip's skeleton to its 2D keypoints (module docstring).
+
+    Args:
+        compose: ``(d, R, shape) -> (T, J, 3)`` unit bone directions (the
+            lifter's rigid groups). decode: ``(directions, lengths) -> (T, J, 3)`` root-relative joints.
+        keypoints: (T, J, 2) screen-normalized 2D (NaN = missing). visibility: (T, J) in [0, 1] (0 = missing).
+        d: (T, J, 3) the network's free bone directions. R: (T, G, 3, 3) its group rotations. shape: (C, 3) the
+            clip's group shapes. lengths: (J,) the clip's bone lengths, metres.
+        config: the weights.
+
+    Returns:
+        (T, J, 3) root-relative joints in the camera frame, metres, bone lengths constant over the clip.
+    """
+    T, J = keypoints.shape[:2]
+    if config.steps == 0 or T == 0:
+        return decode(compose(d, R, shape[None].expand(T, -1, -1)), lengths[None].expand(T, -1))
+    v = ((visibility > 0) & torch.isfinite(keypoints).all(-1)).to(d.dtype)
+    u = torch.nan_to_num(keypoints.to(d.dtype), nan=0.0)
+    with torch.no_grad():
+        d0 = compose(d, R, shape[None].expand(T, -1, -1))
+        root0 = _root_init(decode(d0, lengths[None].expand(T, -1)), u, v, config.focal)
+    with torch.enable_grad():
+        d_free = d.detach().clone().requires_grad_(True)
+        omega = torch.zeros(*R.shape[:-2], 3, dtype=d.dtype, requires_grad=True)  # group rotation updates
+        rot = (lambda w: axis_angle_to_matrix(w) @ R) if R.shape[-3] else (lambda w: R)
+        shp = shape.detach().clone().requires_grad_(True)
+        log_len = torch.zeros_like(lengths, requires_grad=True)
+        root = root0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([d_free, omega, shp, log_len, root], lr=config.lr)
+        c, s = config.robust, config.sigma
+        for _ in range(int(config.steps)):
+            opt.zero_grad(set_to_none=True)
+            dn = d_free / d_free.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+            dirs = compose(dn, rot(omega), shp[None].expand(T, -1, -1))
+            X = decode(dirs, (lengths * log_len.exp())[None].expand(T, -1))
+            C = X + root[:, None]
+            proj = config.focal * C[..., :2] / C[..., 2:].clamp_min(0.3)
+            r2 = ((proj - u) / c).square().sum(-1)
+            loss = ((c / s) ** 2 * torch.log1p(r2) * v).sum()
+            loss = loss + ((dirs[:, 1:] - d0[:, 1:]) / config.sigma_direction).square().sum()
+            if T > 2:
+                loss = loss + ((X[2:] - 2 * X[1:-1] + X[:-2]) / config.sigma_accel).square().sum()
+            loss = loss + (log_len[1:] / config.sigma_length).square().sum()
+            (loss / T).backward()
+            opt.step()
+    with torch.no_grad():
+        dn = d_free / d_free.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+        dirs = compose(dn, rot(omega), shp[None].expand(T, -1, -1))
+        return decode(dirs, (lengths * log_len.exp())[None].expand(T, -1))
+
+
+def refine_joints(
+    parents: tuple[int, ...], keypoints: torch.Tensor, visibility: torch.Tensor | None, joints: torch.Tensor,
+    config: RefineConfig,
+) -> torch.Tensor:  # fmt: skip
+    """Any lifter's clip (T, J, 3) fitted to its 2D keypoints (T, J, 2) the same way: its bones' directions per
+    frame and median lengths over the clip start the fit; no rigid groups (every bone is free)."""
+    from kinepose.models.lifting.skeleton_lifter import decode_skeleton
+
+    P = torch.tensor(parents[1:])
+    bones = joints[:, 1:] - joints[:, P]
+    lengths = torch.cat([joints.new_zeros(1), bones.norm(dim=-1).median(0).values])
+    d = torch.cat([joints.new_zeros(len(joints), 1, 3), bones / bones.norm(dim=-1, keepdim=True).clamp_min(1e-9)], 1)
+    d[:, 0, 2] = 1.0  # the root has no bone
+    vis = Lifter.effective_visibility(keypoints, visibility)
+    T = len(joints)
+    return fit_to_keypoints(
+        lambda dd, R, shape: dd, lambda dirs, lens: decode_skeleton(parents, dirs, lens), keypoints, vis, d,
+        joints.new_zeros(T, 0, 3, 3), joints.new_zeros(0, 3), lengths, config,
+    )  # fmt: skip
+
+
+class RefinedLifter(Lifter):
+    """Any lifter followed by :func:`refine_joints` over whole clips (:meth:`forward_sequence`); windows
+    (:meth:`forward`) pass through unchanged. For comparing the fit on rivals' output (``benchmarks/lifting.py``)."""
+
+    family = "refined"
+
+    def __init__(self, base: Lifter, config: RefineConfig | None = None) -> None:
+        super().__init__(base.skeleton, base.window, base.causal)
+        self.base, self.refine = base, config or RefineConfig()
+
+    @property
+    def target_index(self) -> int:
+        return self.base.target_index
+
+    @property
+    def receptive_field(self) -> int:
+        return self.base.receptive_field
+
+    def forward(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> LiftOutput:
+        return self.base(keypoints, visibility)
+
+    def forward_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.base.forward_sequence(keypoints, visibility)
+        vis = [None] * len(out) if visibility is None else visibility
+        return torch.stack([refine_joints(self.skeleton.parents, k, v, o, self.refine)
+                            for k, v, o in zip(keypoints, vis, out, strict=True)])  # fmt: skip

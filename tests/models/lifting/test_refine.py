@@ -1,0 +1,146 @@
+"""The 2D fit after lifting (kinepose.models.lifting.refine): real motion (DeepMimic kick) seen by a camera built and
+projected with kinepose.geometry.cameras (pinned to cv2.projectPoints in tests/geometry)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kinepose.errors import KineposeError
+from kinepose.geometry.cameras import look_at_camera, project, world_to_camera
+from kinepose.geometry.normalization import normalize_screen_coordinates
+from kinepose.kinematics.fk import bone_lengths
+from kinepose.metrics.positions import mpjpe
+from kinepose.models.lifting import create_lifter
+from kinepose.models.lifting.refine import RefineConfig, RefinedLifter, refine_joints
+from kinepose.skeleton.presets import get_skeleton
+
+SK = get_skeleton("humanoid")
+
+
+def _view(focal_px: float = 1200.0, frames: int = 60):
+    """(T, J, 2) screen-normalized keypoints and (T, J, 3) root-relative camera-frame joints of the kick clip."""
+    from kinepose.data.sources.deepmimic import load_deepmimic
+
+    x = load_deepmimic("kick").positions()[:frames].float()  # (T, J, 3) world, Y up, 30 fps
+    centre = x[:, 0].mean(0)
+    cam = look_at_camera(centre + torch.tensor([2.5, 0.8, 3.2]), centre, up=(0.0, 1.0, 0.0), focal_px=focal_px)
+    xc = world_to_camera(x, cam)
+    kp = normalize_screen_coordinates(project(x, cam), 1000, 1000)
+    return kp, xc - xc[:, :1]
+
+
+def _squash_depth(joints: torch.Tensor, factor: float) -> torch.Tensor:
+    """Every bone's depth component times ``factor``, lengths kept: a lifter that got depth wrong."""
+    P = torch.tensor(SK.parents[1:])
+    bones = joints[:, 1:] - joints[:, P]
+    L = bones.norm(dim=-1, keepdim=True)
+    b = bones * torch.tensor([1.0, 1.0, factor])
+    b = b / b.norm(dim=-1, keepdim=True) * L
+    out = [joints[:, 0]]
+    for j in range(1, SK.num_joints):
+        out.append(out[SK.parents[j]] + b[:, j - 1])
+    return torch.stack(out, 1)
+
+
+def test_truth_is_kept():
+    """Started at the truth with clean keypoints, the fit stays there: exactly without the smoothness prior (the
+    projection model is the camera's), within 2 cm with it (a fast kick is not smooth; 12 mm measured)."""
+    kp, target = _view()
+    out = refine_joints(SK.parents, kp, None, target, RefineConfig(sigma_accel=1000.0))
+    assert float(mpjpe(out, target)) < 1e-4
+    out = refine_joints(SK.parents, kp, None, target, RefineConfig())
+    assert float(mpjpe(out, target)) < 0.02
+
+
+def test_depth_errors_are_fixed_by_the_image():
+    """Depth of every bone halved (the network's typical error): the fit brings the joints back from the 2D
+    keypoints, also when the camera's focal length is not the fit's prior (1,600 px against 1,200)."""
+    for focal in (1200.0, 1600.0):
+        kp, target = _view(focal)
+        bad = _squash_depth(target, 0.5)
+        before, after = float(mpjpe(bad, target)), float(mpjpe(refine_joints(SK.parents, kp, None, bad,
+                                                                           RefineConfig()), target))  # fmt: skip
+        assert before > 0.05
+        assert after < 0.3 * before, (focal, before, after)
+
+
+def test_bone_lengths_constant_and_missing_joints():
+    kp, target = _view()
+    g = torch.Generator().manual_seed(0)
+    vis = (torch.rand(kp.shape[:2], generator=g) > 0.1).float()
+    kp = torch.where(vis[..., None] > 0, kp, torch.nan)
+    out = refine_joints(SK.parents, kp, vis, _squash_depth(target, 0.5), RefineConfig())
+    assert torch.isfinite(out).all()
+    assert float(bone_lengths(SK, out)[:, 1:].std(0).max()) < 1e-5
+    assert float(mpjpe(out, target)) < 0.03
+
+
+def test_outliers_pull_little_unlike_least_squares():
+    """5 % of the joints 60 px off: the Cauchy fit stays near the clean fit; least squares (robust scale far beyond
+    the residuals) is dragged."""
+    kp, target = _view()
+    g = torch.Generator().manual_seed(1)
+    hit = torch.rand(kp.shape[:2], generator=g) < 0.05
+    noisy = kp + hit[..., None] * 0.12 * torch.nn.functional.normalize(torch.randn(*kp.shape, generator=g), dim=-1)
+    start = _squash_depth(target, 0.5)
+    robust = float(mpjpe(refine_joints(SK.parents, noisy, None, start, RefineConfig()), target))
+    l2 = float(mpjpe(refine_joints(SK.parents, noisy, None, start, RefineConfig(robust=10.0)), target))
+    assert robust < 0.025
+    assert l2 > 1.5 * robust, (robust, l2)
+
+
+def test_steps_zero_is_the_network_and_config_checks():
+    kp, target = _view(frames=10)
+    out = refine_joints(SK.parents, kp, None, target, RefineConfig(steps=0))
+    torch.testing.assert_close(out, target, atol=1e-6, rtol=0)
+    assert RefineConfig.from_value(False) is None and RefineConfig.from_value(None) is None
+    assert RefineConfig.from_value(True) == RefineConfig()
+    assert RefineConfig.from_value({"steps": 5}).steps == 5
+    with pytest.raises(KineposeError, match=r"refine: unknown key\(s\) \['stpes'\]"):
+        RefineConfig.from_value({"stpes": 5})
+    with pytest.raises(KineposeError, match="refine.sigma: must be a finite number > 0"):
+        RefineConfig(sigma=0.0)
+    with pytest.raises(KineposeError, match="refine.steps"):
+        RefineConfig(steps=-1)
+    with pytest.raises(KineposeError, match="refine: expected true, false or a mapping"):
+        RefineConfig.from_value("yes")
+
+
+def test_ours_refined_is_still_one_skeleton_so_ik_reproduces_it(tmp_path):
+    """Ours with the fit on: the rigid groups survive the fit, so FK(IK(output)) == output; the setting is saved."""
+    from kinepose.kinematics.calibration import calibrate_skeleton
+    from kinepose.kinematics.fk import forward_kinematics
+    from kinepose.kinematics.ik import analytic_ik
+    from kinepose.models.lifting.files import load_lifter, save_lifter
+
+    torch.manual_seed(4)
+    m = create_lifter("skeleton_lifter", SK, window=5, dim=32, layers=1, heads=2, refine={"steps": 40}).eval()
+    kp, _ = _view(frames=30)
+    with torch.no_grad():
+        out = m.forward_sequence(kp[None])[0].double()
+        m.refine = None
+        raw = m.forward_sequence(kp[None])[0].double()
+    assert float((out - raw).norm(dim=-1).mean()) > 0.01  # the fit moved the untrained net's output
+    sub = calibrate_skeleton(SK, out)
+    res = analytic_ik(sub, out, respect_limits=False)
+    fk = forward_kinematics(sub, res.local_quat, res.root_pos).positions
+    assert float((fk - out).norm(dim=-1).max()) < 1e-5
+    m.refine = RefineConfig(steps=7, sigma=0.02)  # set after construction: saved as it is now
+    save_lifter(str(tmp_path / "l.pt"), m)
+    assert load_lifter(str(tmp_path / "l.pt")).refine == RefineConfig(steps=7, sigma=0.02)
+    m.refine = None
+    save_lifter(str(tmp_path / "off.pt"), m)
+    assert load_lifter(str(tmp_path / "off.pt")).refine is None
+
+
+def test_refined_lifter_wraps_any_lifter():
+    torch.manual_seed(0)
+    base = create_lifter("mlp", SK).eval()
+    kp, _ = _view(frames=12)
+    wrapped = RefinedLifter(base, RefineConfig(steps=20))
+    with torch.no_grad():
+        out = wrapped.forward_sequence(kp[None])
+        torch.testing.assert_close(wrapped(kp[:1, None]).joints, base(kp[:1, None]).joints)
+    assert out.shape == (1, 12, 15, 3) and torch.isfinite(out).all()
+    assert float(bone_lengths(SK, out[0])[:, 1:].std(0).max()) < 1e-5
