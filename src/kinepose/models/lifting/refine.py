@@ -109,7 +109,7 @@ def fit_to_keypoints(
     Returns:
         (T, J, 3) root-relative joints in the camera frame, metres, bone lengths constant over the clip.
     """
-    T, J = keypoints.shape[:2]
+    T = keypoints.shape[0]
     if config.steps == 0 or T == 0:
         return decode(compose(d, R, shape[None].expand(T, -1, -1)), lengths[None].expand(T, -1))
     v = ((visibility > 0) & torch.isfinite(keypoints).all(-1)).to(d.dtype)

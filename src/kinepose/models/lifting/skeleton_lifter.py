@@ -116,9 +116,10 @@ class SkeletonLifter(Lifter):
         causal: predict the last frame of the window from past frames only.
         dim: token size. layers, heads: of the Transformer over frames. dropout: in the blocks.
         width, frame_blocks: the per-frame encoder, a residual MLP (Martinez-style, LayerNorm) of this width.
-        refine: fit whole clips to their 2D keypoints after lifting (:mod:`kinepose.models.lifting.refine`; offline
-            only: :meth:`forward_sequence` of a non-causal lifter): ``True``, ``False``/``None`` (off, the default) or a mapping of
-            :class:`~kinepose.models.lifting.refine.RefineConfig` fields. Settable after loading (``lifter.refine``).
+        refine: fit whole clips to their 2D keypoints after lifting (:mod:`kinepose.models.lifting.refine`;
+            offline only: :meth:`forward_sequence` of a non-causal lifter): ``True``, ``False``/``None`` (off, the
+            default) or a mapping of :class:`~kinepose.models.lifting.refine.RefineConfig` fields. Settable after
+            loading (``lifter.refine``).
     """
 
     def __init__(
