@@ -58,7 +58,7 @@ ROWS: dict[str, tuple[str, dict, list[str]]] = {
               ["trainer.steps=350", "trainer.batch_size=128"]),
     "tcn81c": ("TCN 81, causal", {"name": "tcn", "filter_widths": "3,3,3,3", "causal": True},
                ["trainer.steps=350", "trainer.batch_size=128"]),
-    "ours1": ("ours, single frame", {"name": "skeleton_lifter", "window": 1}, ["trainer.steps=2200"]),
+    "ours1": ("ours, single frame", {"name": "skeleton_lifter", "window": 1}, ["trainer.steps=3300"]),
     "ours27": ("ours 27, offline", {"name": "skeleton_lifter", "window": 27},
                ["trainer.steps=900", "trainer.batch_size=64"]),
     "ours27c": ("ours 27, causal", {"name": "skeleton_lifter", "window": 27, "causal": True},
@@ -72,7 +72,7 @@ ROWS: dict[str, tuple[str, dict, list[str]]] = {
 RIVALS = ("mlp", "pose_transformer", "tcn27", "tcn27c", "tcn81", "tcn81c")
 OURS = ("ours1", "ours27", "ours27c", "ours1_fit", "ours27_fit")
 #: the fit's settings per kind (chosen on the validation clips: benchmarks/RESULTS.md); the defaults are the body's
-REFINE = {"body": {}, "hand": {"focal": 1.2, "sigma_accel": 0.01}}
+REFINE = {"body": {}, "hand": {"focal": 1.2, "sigma_accel": 0.01, "sigma_direction": 0.3}}
 
 
 def fit_row(kind: str, row: str, runs: str) -> dict:
@@ -97,6 +97,7 @@ def fit_row(kind: str, row: str, runs: str) -> dict:
     res["refine"] = REFINE[kind]
     res["ik_fk_max_mm"] = ik_check(cfg, lifter) if kind == "body" else None
     res["label"], res["model"], res["overrides"] = label, model, []
+    res["measured"] = time.strftime("%Y-%m-%d %H:%M")
     print(f"{kind:5s} {row:17s} " + "  ".join(
         f"{c}: {res['test'][c]['mpjpe_mm']:.1f}/{res['test'][c]['pa_mpjpe_mm']:.1f}" for c in EVAL_CONDITIONS
     ), flush=True)  # fmt: skip
@@ -153,6 +154,7 @@ def run_row(kind: str, row: str, quick: bool, runs: str) -> dict:
     res["wall_seconds"] = time.perf_counter() - t0
     res["ik_fk_max_mm"] = ik_check(cfg, out) if kind == "body" else None
     res["label"], res["model"], res["overrides"] = label, model, over
+    res["measured"] = time.strftime("%Y-%m-%d %H:%M")
     print(f"{kind:5s} {row:17s} " + "  ".join(
         f"{c}: {res['test'][c]['mpjpe_mm']:.1f}/{res['test'][c]['pa_mpjpe_mm']:.1f}" for c in EVAL_CONDITIONS
     ) + f"  ({res['train_seconds']:.0f} s)", flush=True)  # fmt: skip
@@ -170,7 +172,8 @@ def tables(data: dict) -> str:
         head += " | bone std (mm) | accel err (mm/f²) | params | ms/frame | train (s) |"
         if kind == "body":
             head += " FK(IK) max (mm) |"
-        out += [head, "|---" + "|---:" * (len(EVAL_CONDITIONS) + 5 + (kind == "body")) + "|"]
+        head += " measured |"
+        out += [head, "|---" + "|---:" * (len(EVAL_CONDITIONS) + 5 + (kind == "body")) + "|---|"]
         for row in ROWS:
             if row not in rows:
                 continue
@@ -182,6 +185,7 @@ def tables(data: dict) -> str:
                       f"{worst['ms_per_frame']:.3f}", f"{r['train_seconds']:.0f}"]  # fmt: skip
             if kind == "body":
                 cells.append(f"{r['ik_fk_max_mm']:.2g}" if r.get("ik_fk_max_mm") is not None else "")
+            cells.append(r.get("measured", "an earlier run"))
             out.append(f"| {r['label']} | " + " | ".join(cells) + " |")
         out.append("")
         out.append(verdict(rows))
@@ -208,6 +212,41 @@ def verdict(rows: dict) -> str:
         lines.append(f"- {rows[r]['label']}: bone-length std {rows[r]['test'][cond]['bone_std_mm']:.2f} mm "
                      f"(target <= 1 mm), {rows[r]['test'][cond]['ms_per_frame']:.3f} ms/frame")  # fmt: skip
     return "\n".join(lines)
+
+
+def readme_tables(data: dict) -> str:
+    """The README's compact tables (clean, 5 px, 5 px + outliers), between ``<!-- lifting-table -->`` markers."""
+    out = []
+    for kind, what in (("body", "6 held-out clips incl. the boxing subject"), ("hand", "24 held-out synthetic hands")):
+        rows = data.get(kind, {})
+        if not rows:
+            continue
+        out += [f"**{kind.capitalize()}** ({what}, 6 cameras each; MPJPE / PA-MPJPE in mm):", ""]
+        head = "| lifter | clean | 5 px | 5 px + outliers, swaps, missing | bone-length std (mm) | accel. err (mm/f²) |"
+        head += " FK(IK) max (mm) |" if kind == "body" else ""
+        out += [head + " params | ms/frame | train (s) |", "|---" + "|---:" * (8 + (kind == "body")) + "|"]
+        for row in ROWS:
+            if row not in rows:
+                continue
+            r, label = rows[row], rows[row]["label"]
+            t, worst = rows[row]["test"], rows[row]["test"]["5px+outliers"]
+            cells = [f"{t[c]['mpjpe_mm']:.1f} / {t[c]['pa_mpjpe_mm']:.1f}" for c in ("clean", "5px", "5px+outliers")]
+            cells += [f"{worst['bone_std_mm']:.2f}", f"{worst['accel_mm']:.1f}"]
+            if kind == "body":
+                cells.append(f"{r['ik_fk_max_mm']:.2g}" if r.get("ik_fk_max_mm") is not None else "")
+            cells += [f"{r['parameters']:,}", f"{worst['ms_per_frame']:.3f}", f"{r['train_seconds']:.0f}"]
+            out.append(f"| {'**' + label + '**' if row in OURS else label} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_readme(data: dict) -> None:
+    path = os.path.join(ROOT, "README.md")
+    text = open(path, encoding="utf-8").read()
+    begin, end = "<!-- lifting-table -->\n", "<!-- lifting-table:end -->"
+    i, j = text.index(begin) + len(begin), text.index(end)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text[:i] + readme_tables(data) + "\n" + text[j:])
 
 
 def main() -> int:
@@ -240,6 +279,7 @@ def main() -> int:
         "and ms/frame at 5 px + outliers.\n\n" + tables(data)
     )
     _write_section(os.path.join(HERE, "RESULTS.md"), "lifting", md)
+    write_readme(data)
     print(md)
     return 0
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+#: The noise conditions of a lifting run's eval.json (``kinepose.training.lifting.EVAL_CONDITIONS``, whose module
+#: imports torch and Lightning: named here so that ``--help`` stays light; a test keeps the two equal).
+LIFT_CONDITIONS = ("clean", "2px", "5px", "5px+outliers")
+
 
 def noisy_clip(name: str, noise_mm: float, seed: int, skeleton=None):
     """A bundled DeepMimic clip, its true joints (T, J, 3) and the same plus Gaussian noise (mm, seeded); with a
@@ -54,36 +58,28 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _plot_lifter_attention(args: argparse.Namespace) -> int:
     """``kinepose plot attention`` for a lifting run: the clip seen by one fixed camera (2D, ``--noise-mm`` read as
     pixels), the lifter's attention over its joints (PoseTransformer) or frames (ours)."""
-    import torch
-
     from kinepose.data.lifting import KeypointNoise, body_clips, view_clips
     from kinepose.geometry.camera_sampling import CameraRanges
     from kinepose.inference import attention_tokens
     from kinepose.models.lifting.files import load_lifter
     from kinepose.viz import plot_attention
+    from kinepose.viz.lift_report import lifter_attention
 
     model = load_lifter(args.model)
     if model.skeleton.name != "humanoid":
         raise ValueError(f"--model: the bundled clips are humanoid motion; this lifter is for '{model.skeleton.name}'")
     clip = body_clips([args.clip], bvh=())[args.clip]
     view = view_clips([clip], CameraRanges(), KeypointNoise(sigma_px=args.noise_mm), views=1, seed=args.seed)[0]
-    from kinepose.data.datasets import window_index
-
-    T = view.keypoints.shape[0]
-    frames = torch.arange(0, T, max(1, -(-T // 256)))
-    idx = window_index(T, model.window, model.target_index, frames)
-    with torch.no_grad():
-        att = model(view.keypoints[idx], view.visibility[idx]).attention or []
+    att, n = lifter_attention(model, view.keypoints, view.visibility)  # per layer (heads, N, N), mean of n windows
     if not att:
         raise ValueError(f"--model: this {model.family} lifter has no attention layers (pose_transformer and "
                          "skeleton_lifter have)")  # fmt: skip
     if att[0].shape[-1] == 1:
         raise ValueError(f"--model: this {model.family} lifter attends over a single token (window 1): nothing to plot")
-    att = [a.float().mean(0) for a in att]
     axis, labels, query = attention_tokens(model, att[0].shape[-1])
-    plot_attention(att, args.output, title=f"{model.family}: attention over {axis}s, {args.clip} ({len(idx)} windows)",
+    plot_attention(att, args.output, title=f"{model.family}: attention over {axis}s, {args.clip} ({n} windows)",
                    labels=labels, axis=axis, per_head=args.per_head, query=query)  # fmt: skip
-    print(f"wrote {args.output} ({len(att)} layers, {att[0].shape[0]} heads, {len(idx)} windows of {args.clip})")
+    print(f"wrote {args.output} ({len(att)} layers, {att[0].shape[0]} heads, {n} windows of {args.clip})")
     return 0
 
 
@@ -171,6 +167,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.noise_mm < 0:
         raise ValueError(f"--noise-mm must be >= 0, got {args.noise_mm}")
+    if args.view is not None and args.view < 0:
+        raise ValueError(f"--view: a test camera index >= 0, got {args.view}")
     if args.output is not None:  # before anything is read: never over the run's files
         from kinepose.cli.files import check_output
 
@@ -178,7 +176,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             raise ValueError(f"--output: the report is an HTML page: give a .html file, got {args.output}")
         check_output("--output", args.output, (args.run,))
     result = write_report(args.run, args.output, clip=args.clip, noise_mm=args.noise_mm, seed=args.seed,
-                          viewer=not args.no_viewer)  # fmt: skip
+                          viewer=not args.no_viewer, condition=args.condition, view=args.view)  # fmt: skip
     print(f"wrote {result.path} ({result.bytes / 1024:.0f} KiB: {', '.join(result.sections)})")
     if result.viewer_path:
         print(f"wrote {result.viewer_path} (3D viewer of the clip, linked from the report)")
@@ -329,18 +327,30 @@ def add_viz_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "report",
-        help="one self-contained HTML page of a training run",
-        description="Write RUN/report.html: the config, the metrics table against the analytic solvers, training "
-        "curves, skeleton views on a held-out clip with per-joint errors, error charts and attention maps (when "
-        "the model has attention), pictures embedded; and RUN/report_viewer.html, the clip in the 3D viewer.",
-        epilog="example: kinepose report runs/humanoid_hybrid --clip kick --noise-mm 10",
+        help="one self-contained HTML page of a training run (IK or lifting)",
+        description="Write RUN/report.html: the config, the metrics table against the analytic solvers, training\n"
+        "curves, skeleton views on a held-out clip with per-joint errors, error charts and attention maps (when\n"
+        "the model has attention), pictures embedded; and RUN/report_viewer.html, the clip in the 3D viewer.\n\n"
+        "For a lifting run (lifter.pt; 2D keypoints -> 3D): the metrics of its eval.json per 2D noise\n"
+        "condition, skeleton views of a held-out clip seen by one test camera (--view) under --condition, the\n"
+        "2D input of that clip's median frame with its missing joints, per-joint errors and attention maps\n"
+        "(no 3D viewer page).",
+        epilog="examples: kinepose report runs/humanoid_hybrid --clip kick --noise-mm 10\n"
+        "          kinepose report runs/body_lift_ours --clip walk --condition 5px --view 2",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="a run folder of kinepose train")
+    p.add_argument("run", help="a run folder of kinepose train (model.pt, or lifter.pt for a lifting run)")
     p.add_argument("--output", default=None, help="HTML file (default RUN/report.html)")
     p.add_argument("--clip", default=None, help="held-out clip for the pictures (default: the first)")
-    p.add_argument("--noise-mm", type=float, default=10.0, help="Gaussian joint noise on that clip, mm (default 10)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
-    p.add_argument("--no-viewer", action="store_true", help="do not write the 3D viewer page")
+    p.add_argument("--noise-mm", type=float, default=10.0,
+                   help="Gaussian joint noise on that clip, mm (default 10; IK runs only)")  # fmt: skip
+    p.add_argument("--condition", choices=LIFT_CONDITIONS, default=None,
+                   help="lifting runs: 2D noise condition of the pictures (default 5px+outliers)")  # fmt: skip
+    p.add_argument("--view", type=int, default=None,
+                   help="lifting runs: test camera of the clip, 0 .. data.views - 1 (default 0)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=None,
+                   help="noise seed (default 0; lifting runs: 12345, the cameras and noise of eval.json)")  # fmt: skip
+    p.add_argument("--no-viewer", action="store_true", help="do not write the 3D viewer page (IK runs)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser(

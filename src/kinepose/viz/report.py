@@ -5,6 +5,9 @@ table of the run against the analytic solvers (from ``eval.json``, written by ``
 curves (train against validation), skeleton views of the model on a held-out clip with per-joint errors,
 per-joint and error-against-noise charts, and the model's attention maps when it has any. Pictures are PNGs
 embedded as data URIs, so the file can be mailed or attached to a paper review as it is.
+
+Lifting runs (2D keypoints -> 3D, a run folder with ``lifter.pt``) get their own page, written by
+:func:`kinepose.viz.lift_report.write_lift_report`; :func:`write_report` hands them over.
 """
 
 from __future__ import annotations
@@ -170,29 +173,60 @@ dl{display:grid;grid-template-columns:max-content auto;gap:.2em 1em}dt{font-weig
 """
 
 
+def _page(name: str, recipe: str, sections: list[str], body: list[str]) -> str:
+    """The whole HTML page: title, a line of facts, the table of contents and the sections' HTML."""
+    import kinepose
+
+    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    toc = " · ".join(f"<a href='#{s.lower().replace(' ', '-')}'>{html.escape(s)}</a>" for s in sections)
+    return (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>kinepose report: {html.escape(name)}"
+        f"</title><meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head>"
+        f"<body><h1>kinepose report: {html.escape(name)}</h1><p class='meta'>{html.escape(recipe)}"
+        f" · kinepose {kinepose.__version__} · written {stamp}</p><p>{toc}</p>{''.join(body)}</body></html>\n"
+    )
+
+
 def write_report(
     run: str | os.PathLike,
     output: str | os.PathLike | None = None,
     clip: str | None = None,
     noise_mm: float = 10.0,
-    seed: int = 0,
+    seed: int | None = None,
     viewer: bool = True,
+    condition: str | None = None,
+    view: int | None = None,
 ) -> ReportResult:
-    """Write the HTML report of a training run.
+    """Write the HTML report of a training run: an IK run (``model.pt``) or a lifting run (``lifter.pt``, written by
+    :func:`kinepose.viz.lift_report.write_lift_report`).
 
     Args:
-        run: the run folder of ``kinepose train`` (``config.yaml``, ``model.pt``, ``logs/``, ``eval.json``).
+        run: the run folder of ``kinepose train`` (``config.yaml``, ``model.pt``, ``logs/``, ``eval.json``; or
+            ``config.yaml``, ``lifter.pt``, ``eval.json`` of a lifting run).
         output: the HTML file (default ``RUN/report.html``).
         clip: held-out clip for the skeleton views and attention maps (default: the first held-out clip).
-        noise_mm: Gaussian joint noise (mm) on that clip's input.
-        seed: noise seed.
+        noise_mm: Gaussian joint noise (mm) on that clip's input (IK runs only).
+        seed: noise seed (default 0; lifting runs: 12345, the cameras and noise of their eval.json).
         viewer: also write the clip as an interactive 3D viewer page (``<report name>_viewer.html`` beside the
-            report)
-            and link it.
+            report) and link it (IK runs only).
+        condition: lifting runs only: the 2D noise condition of the pictures (default ``5px+outliers``).
+        view: lifting runs only: the test camera of the clip (default 0).
 
     Returns:
         The paths written and the sections the page holds.
     """
+    if os.path.isfile(os.path.join(os.fspath(run), "lifter.pt")):
+        from kinepose.training.lifting import EVAL_CONDITIONS
+        from kinepose.viz.lift_report import write_lift_report
+
+        if noise_mm != 10.0:
+            raise ValueError(
+                f"noise_mm (--noise-mm): {noise_mm:g} mm of 3D joint noise does not apply to a lifting run, whose "
+                "input is 2D keypoints; pick the 2D noise of its eval.json with condition (--condition): "
+                + ", ".join(EVAL_CONDITIONS)
+            )
+        given = {"condition": condition, "view": view, "seed": seed}
+        return write_lift_report(run, output, clip=clip, **{k: v for k, v in given.items() if v is not None})
     from kinepose.config import resolve_config
     from kinepose.data.sources import load_split
     from kinepose.data.transforms import add_joint_noise
@@ -215,6 +249,10 @@ def write_report(
             raise ValueError(f"{run}: not a finished run folder, {need} is missing")
     if noise_mm < 0:
         raise ValueError(f"noise_mm: must be >= 0, got {noise_mm}")
+    if condition is not None or view is not None:
+        raise ValueError(f"{run}: condition (--condition) and view (--view) apply to lifting runs (a run folder with "
+                         "lifter.pt) only")  # fmt: skip
+    seed = 0 if seed is None else seed
     out = os.fspath(output) if output is not None else os.path.join(run, "report.html")
     name = os.path.basename(os.path.normpath(os.path.abspath(run)))
     cfg = resolve_config(os.path.join(run, "config.yaml"))
@@ -379,16 +417,7 @@ def write_report(
         f"<code>kinepose train</code> with it repeats the run.</p><pre>{html.escape(config_text)}</pre>",
     )
 
-    import kinepose
-
-    stamp = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    toc = " · ".join(f"<a href='#{s.lower().replace(' ', '-')}'>{html.escape(s)}</a>" for s in sections)
-    page = (
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>kinepose report: {html.escape(name)}"
-        f"</title><meta name='viewport' content='width=device-width,initial-scale=1'><style>{CSS}</style></head>"
-        f"<body><h1>kinepose report: {html.escape(name)}</h1><p class='meta'>{html.escape(cfg.get('name', name))}"
-        f" · kinepose {kinepose.__version__} · written {stamp}</p><p>{toc}</p>{''.join(body)}</body></html>\n"
-    )
+    page = _page(name, str(cfg.get("name", name)), sections, body)
     if viewer_path is not None:  # written last with the page, once everything else has worked
         write_viewer(
             viewer_path,
