@@ -26,7 +26,7 @@ import yaml
 
 from kinepose._atomic import atomic_write
 from kinepose.errors import FileFormatError
-from kinepose.viz.report import ReportResult, _figure, _fmt, _num, _page, _png, _read_json
+from kinepose.viz.report import ReportResult, _figure, _fmt, _num, _page, _png, _read_json, attention_figure
 
 __all__ = ["LIFT_METRICS", "lifter_attention", "write_lift_report"]
 
@@ -202,10 +202,9 @@ def write_lift_report(
     """
     from kinepose.data.lifting import lifting_split
     from kinepose.geometry.cameras import project
-    from kinepose.inference import attention_tokens
     from kinepose.models.lifting.files import load_lifter
     from kinepose.training.lifting import EVAL_CONDITIONS, eval_views, lift_viewed, resolve_lift_config
-    from kinepose.viz import plot_attention, plot_pose_comparison
+    from kinepose.viz import plot_pose_comparison
 
     run = os.fspath(run)
     if not os.path.isdir(run):
@@ -355,23 +354,7 @@ def write_lift_report(
     )
 
     if shown_att:
-        axis, labels, query = attention_tokens(model, att[0].shape[-1])
-        uri = _png(
-            lambda p: plot_attention(
-                att,
-                p,
-                title=f"{model.family}: attention over {axis}s, {vc.name} ({n_windows} windows)",
-                labels=labels,
-                axis=axis,
-                per_head=True,
-                query=query,
-            )
-        )
-        what = {"frame": "frame offsets relative to the predicted frame", "joint": "joints"}.get(axis, "tokens")
-        caption = f"Per layer and head, and their mean; averaged over {n_windows} windows of {vc.name}. "
-        caption += f"Tokens are {what}" + (
-            "; the right column shows which frames the predicted frame attends to." if query is not None else "."
-        )
+        uri, caption = attention_figure(model, att, n_windows, vc.name, f"{model.family}: ")
         section("Attention maps", _figure("attention", uri, caption))
 
     section(

@@ -187,6 +187,22 @@ def _page(name: str, recipe: str, sections: list[str], body: list[str]) -> str:
     )
 
 
+def attention_figure(model, att: list, n_windows: int, clip: str, title_prefix: str = "") -> tuple[str, str]:
+    """The attention figure of a report (PNG data URI) and its caption, for IK and lifting runs alike."""
+    from kinepose.inference import attention_tokens
+    from kinepose.viz import plot_attention
+
+    axis, labels, query = attention_tokens(model, att[0].shape[-1])
+    uri = _png(lambda p: plot_attention(att, p, title=f"{title_prefix}attention over {axis}s, {clip}", labels=labels,
+                                        axis=axis, per_head=True, query=query))  # fmt: skip
+    what = {"frame": "frame offsets relative to the predicted frame", "joint": "joints"}.get(axis, "tokens")
+    caption = f"Per layer and head, and their mean; averaged over {n_windows} windows of {clip}. "
+    caption += f"Tokens are {what}" + (
+        "; the right column shows which frames the predicted frame attends to." if query is not None else "."
+    )
+    return uri, caption
+
+
 def write_report(
     run: str | os.PathLike,
     output: str | os.PathLike | None = None,
@@ -230,11 +246,10 @@ def write_report(
     from kinepose.config import resolve_config
     from kinepose.data.sources import load_split
     from kinepose.data.transforms import add_joint_noise
-    from kinepose.inference import attention_tokens, clip_attention, predict_clip
+    from kinepose.inference import clip_attention, predict_clip
     from kinepose.kinematics.fk import forward_kinematics
     from kinepose.models.files import load_model
     from kinepose.viz import (
-        plot_attention,
         plot_error_vs_noise,
         plot_per_joint_errors,
         plot_pose_comparison,
@@ -370,23 +385,7 @@ def write_report(
 
     att, n_windows = clip_attention(model, noisy.float())
     if att and att[0].shape[-1] > 1:  # a window of one frame attends only to itself: nothing to show
-        axis, labels, query = attention_tokens(model, att[0].shape[-1])
-        uri = _png(
-            lambda p: plot_attention(
-                att,
-                p,
-                title=f"attention over {axis}s, {motion.name}",
-                labels=labels,
-                axis=axis,
-                per_head=True,
-                query=query,
-            )
-        )
-        what = {"frame": "frame offsets relative to the predicted frame", "joint": "joints"}.get(axis, "tokens")
-        caption = f"Per layer and head, and their mean; averaged over {n_windows} windows of {motion.name}. "
-        caption += f"Tokens are {what}" + (
-            "; the right column shows which frames the predicted frame attends to." if query is not None else "."
-        )
+        uri, caption = attention_figure(model, att, n_windows, motion.name)
         section("Attention maps", _figure("attention", uri, caption))
     else:
         encoder = html.escape(str(cfg["model"].get("encoder", cfg["model"].get("mixer", "–"))))
