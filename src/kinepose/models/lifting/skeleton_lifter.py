@@ -264,7 +264,7 @@ class SkeletonLifter(Lifter):
 
                 return torch.stack([
                     fit_to_keypoints(self._compose, decode, keypoints[b], vis[b], d[b], R[b], shape[b, 0],
-                                     lengths[b, 0], self.refine)
+                                     lengths[b, 0], self.refine, self.skeleton.left_right)
                     for b in range(B)
                 ])  # fmt: skip
         return decode_skeleton(self.skeleton.parents, self._compose(d, R, shape), lengths)
