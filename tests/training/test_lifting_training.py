@@ -27,7 +27,7 @@ def tiny(model: dict, extra=()) -> dict:
 
 
 def test_recipes_resolve_and_bad_keys_name_the_source():
-    for name in ("lift_body.yaml", "lift_hand.yaml", "lift_body_gpu.yaml"):
+    for name in ("lift_body.yaml", "lift_hand.yaml", "lift_body_gpu.yaml", "lift_hand_gpu.yaml"):
         cfg = resolve_lift_config(os.path.join(ROOT, "configs", name))
         assert cfg["task"] == "lift" and cfg["model"]["name"] == "skeleton_lifter"
     with pytest.raises(KineposeError, match="unknown config key 'data.nois'"):

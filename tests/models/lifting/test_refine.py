@@ -126,6 +126,25 @@ def test_left_right_swaps_are_relabelled():
     assert off > fixed + 0.005, (off, fixed)  # measured 30.1 mm (24.8 against 20.7 at the default scale)
 
 
+def test_a_batch_of_clips_is_fitted_as_each_alone():
+    """Clips of one length fitted at once (the benchmark fits all views of a clip together) give what fitting each
+    alone gives: the clips' problems are independent and Adam is elementwise."""
+    kp1, t1 = _view(1200.0, frames=30)
+    kp2, t2 = _view(1600.0, frames=30)
+    kp, start = torch.stack([kp1, kp2]), torch.stack([_squash_depth(t1, 0.5), _squash_depth(t2, 0.6)])
+    cfg = RefineConfig(steps=60)
+    both = refine_joints(SK.parents, kp, None, start, cfg, SK.left_right)
+    for b in range(2):
+        alone = refine_joints(SK.parents, kp[b], None, start[b], cfg, SK.left_right)
+        torch.testing.assert_close(both[b], alone, atol=1e-5, rtol=0)
+    torch.manual_seed(4)
+    m = create_lifter("skeleton_lifter", SK, window=5, dim=32, layers=1, heads=2, refine={"steps": 30}).eval()
+    with torch.no_grad():
+        out = m.forward_sequence(kp)
+        for b in range(2):
+            torch.testing.assert_close(out[b], m.forward_sequence(kp[b : b + 1])[0], atol=1e-5, rtol=0)
+
+
 def test_steps_zero_is_the_network_and_config_checks():
     kp, target = _view(frames=10)
     out = refine_joints(SK.parents, kp, None, target, RefineConfig(steps=0))
@@ -141,6 +160,8 @@ def test_steps_zero_is_the_network_and_config_checks():
         RefineConfig(steps=-1)
     with pytest.raises(KineposeError, match="refine.relabel: must be an integer >= 0"):
         RefineConfig(relabel=1.5)
+    with pytest.raises(KineposeError, match="refine.flip: must be true or false"):
+        RefineConfig(flip="yes")
     with pytest.raises(KineposeError, match="refine: expected true, false or a mapping"):
         RefineConfig.from_value("yes")
 
@@ -170,6 +191,20 @@ def test_ours_refined_is_still_one_skeleton_so_ik_reproduces_it(tmp_path):
     m.refine = None
     save_lifter(str(tmp_path / "off.pt"), m)
     assert load_lifter(str(tmp_path / "off.pt")).refine is None
+
+
+def test_flip_prior_is_the_mirrored_views_mean():
+    """flip: the direction prior averages the network on the keypoints and on their mirror image; on an untrained
+    (asymmetric) network that moves the fit, and the output is still one skeleton."""
+    torch.manual_seed(5)
+    m = create_lifter("skeleton_lifter", SK, window=1, dim=32, layers=1, heads=2, refine={"steps": 40}).eval()
+    kp, _ = _view(frames=20)
+    with torch.no_grad():
+        on = m.forward_sequence(kp[None])[0]
+        m.refine = RefineConfig(steps=40, flip=False)
+        off = m.forward_sequence(kp[None])[0]
+    assert float((on - off).norm(dim=-1).mean()) > 1e-3
+    assert float(bone_lengths(SK, on)[:, 1:].std(0).max()) < 1e-5
 
 
 def test_refined_lifter_wraps_any_lifter():

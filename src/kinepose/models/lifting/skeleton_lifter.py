@@ -240,15 +240,18 @@ class SkeletonLifter(Lifter):
 
         B, T = keypoints.shape[:2]
         idx = window_index(T, self.window, self.target_index).to(keypoints.device)  # (T, W)
-        kp = keypoints[:, idx].reshape(B * T, self.window, *keypoints.shape[2:])  # (B*T, W, J, 2)
-        vis = None if visibility is None else visibility[:, idx].reshape(B * T, self.window, -1)
-        d, R, shape, lengths, _ = self._frames(kp, vis)
-        t = self.target_index
-        d = d[:, t].reshape(B, T, self.num_joints, 3)
-        R = R[:, t].reshape(B, T, *R.shape[2:])
-        lengths = lengths[:, t].reshape(B, T, self.num_joints)
-        shape = shape[:, t].reshape(B, T, *shape.shape[2:])
-        shape = shape / shape.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+
+        def network(keypoints, visibility):  # each frame's (B, T, ...) bone directions, groups, shapes, lengths
+            kp = keypoints[:, idx].reshape(B * T, self.window, *keypoints.shape[2:])  # (B*T, W, J, 2)
+            vis = None if visibility is None else visibility[:, idx].reshape(B * T, self.window, -1)
+            d, R, shape, lengths, _ = self._frames(kp, vis)
+            t = self.target_index
+            shape = shape[:, t].reshape(B, T, *shape.shape[2:])
+            return (d[:, t].reshape(B, T, self.num_joints, 3), R[:, t].reshape(B, T, *R.shape[2:]),
+                    shape / shape.norm(dim=-1, keepdim=True).clamp_min(1e-6),
+                    lengths[:, t].reshape(B, T, self.num_joints))  # fmt: skip
+
+        d, R, shape, lengths = network(keypoints, visibility)
         if self.causal:  # the running mean of what the frames so far say
             n = torch.arange(1, T + 1, dtype=lengths.dtype, device=lengths.device)[:, None]
             lengths = lengths.cumsum(1) / n
@@ -262,9 +265,16 @@ class SkeletonLifter(Lifter):
                 def decode(dirs, lens):
                     return decode_skeleton(self.skeleton.parents, dirs, lens)
 
-                return torch.stack([
-                    fit_to_keypoints(self._compose, decode, keypoints[b], vis[b], d[b], R[b], shape[b, 0],
-                                     lengths[b, 0], self.refine, self.skeleton.left_right)
-                    for b in range(B)
-                ])  # fmt: skip
+                prior = None
+                if self.refine.flip and self.skeleton.left_right:  # the mirrored image's directions, mirrored back
+                    m = list(self.skeleton.mirror_index)
+                    sx = keypoints.new_tensor([-1.0, 1.0])
+                    mirrored_vis = None if visibility is None else visibility[..., m]
+                    df, Rf, sf, _ = network(keypoints[..., m, :] * sx, mirrored_vis)
+                    sf = sf.median(1, keepdim=True).values.expand_as(sf)
+                    back = self._compose(df, Rf, sf)[..., m, :] * keypoints.new_tensor([-1.0, 1.0, 1.0])
+                    prior = back + self._compose(d, R, shape)
+                    prior = prior / prior.norm(dim=-1, keepdim=True).clamp_min(1e-6)
+                return fit_to_keypoints(self._compose, decode, keypoints, vis, d, R, shape[:, 0], lengths[:, 0],
+                                        self.refine, self.skeleton.left_right, prior)  # fmt: skip
         return decode_skeleton(self.skeleton.parents, self._compose(d, R, shape), lengths)
