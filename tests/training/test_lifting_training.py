@@ -13,7 +13,7 @@ from kinepose.errors import KineposeError
 from kinepose.geometry.normalization import image_coordinates
 from kinepose.models.lifting.files import load_lifter
 from kinepose.models.lifting.inference import lift_keypoints, lifter_skeleton
-from kinepose.training.lifting import EVAL_CONDITIONS, resolve_lift_config, train_lifter
+from kinepose.training.lifting import EVAL_CONDITIONS, build_lifter, resolve_lift_config, train_lifter
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["data.train=[walk]", "data.val=[]", "data.test=[kick]", "trainer.steps=3", "trainer.batch_size=8",
@@ -30,6 +30,8 @@ def test_recipes_resolve_and_bad_keys_name_the_source():
     for name in ("lift_body.yaml", "lift_hand.yaml", "lift_body_gpu.yaml", "lift_hand_gpu.yaml"):
         cfg = resolve_lift_config(os.path.join(ROOT, "configs", name))
         assert cfg["task"] == "lift" and cfg["model"]["name"] == "skeleton_lifter"
+        lifter = build_lifter(cfg)  # the model section builds, with the 2D fit on (the measured best of ours)
+        assert lifter.window == 1 and lifter.refine is not None, name
     with pytest.raises(KineposeError, match="unknown config key 'data.nois'"):
         resolve_lift_config(None, ["data.nois.sigma_px=1"])
     with pytest.raises(KineposeError, match="loss.kind: unknown 'l3'"):
@@ -96,7 +98,7 @@ def test_cli_train_dispatches_lift_recipes(tmp_path, capsys):
     out = tmp_path / "cli_run"
     rc = main(["train", recipe, *TINY, "model.name=knn", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 2 and "model 'knn': unknown config key(s) ['window']" in err  # the recipe's window: named
+    assert rc == 2 and "model 'knn': unknown config key(s) ['refine', 'window']" in err  # the recipe's keys: named
     assert not out.exists()  # nothing written
     rc = main(["train", recipe, *TINY, "model.window=3", "model.dim=16", "model.layers=1", "model.heads=2",
                "--out", str(out), "--quiet"])  # fmt: skip

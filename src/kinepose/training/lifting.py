@@ -275,8 +275,9 @@ def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | 
     results = {"train_seconds": train_seconds, "parameters": sum(p.numel() for p in model.parameters()),
                "steps_done": steps_done, "steps": int(cfg["trainer"]["steps"]),
                "family": model.family, "config": model.config(), "test": {}}  # fmt: skip
+    fitted = getattr(model, "refine", None) is not None  # the 2D fit runs over all views of a clip at once
     for cond, views in eval_views(cfg, test).items():
-        results["test"][cond] = evaluate_lifter(model, views)
+        results["test"][cond] = evaluate_lifter(model, views, batch=fitted)
     # write the new run beside the old one, then swap: a failure leaves the old run as it was
     parent = os.path.dirname(os.path.abspath(out_dir))
     os.makedirs(parent, exist_ok=True)
