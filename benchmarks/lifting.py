@@ -201,7 +201,7 @@ def tables(data: dict) -> str:
 
 def _steps(r: dict) -> str:
     """Steps trained of those asked (a row stopped by the benchmark's 4-minute cap shows fewer)."""
-    if not r.get("steps"):
+    if not r.get("steps") or r.get("family") == "knn":  # the k-NN has no training steps
         return ""
     return f"{r.get('steps_done', r['steps'])} / {r['steps']}"
 
