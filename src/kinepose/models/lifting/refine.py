@@ -111,7 +111,7 @@ def _root_init(joints: torch.Tensor, u: torch.Tensor, v: torch.Tensor, focal: fl
 
 def _relabel(proj: torch.Tensor, u: torch.Tensor, v: torch.Tensor, pairs: torch.Tensor, c: float):
     """Swap each frame's left/right keypoint pairs (P, 2) where the swapped labels are closer to the current
-    projection ``proj`` (..., J, 2) under the robust cost; returns new (u, v) and the number of swaps."""
+    projection ``proj`` (..., J, 2) under the robust cost; returns the relabelled (u, v)."""
     a, b = pairs[:, 0], pairs[:, 1]
 
     def cost(ja, jb):  # (..., P): pair cost with keypoints ja on joint a and jb on joint b
@@ -121,12 +121,12 @@ def _relabel(proj: torch.Tensor, u: torch.Tensor, v: torch.Tensor, pairs: torch.
 
     swap = cost(b, a) < cost(a, b) - 1e-3  # (..., P)
     if not bool(swap.any()):
-        return u, v, 0
+        return u, v
     idx = torch.arange(u.shape[-2]).expand(v.shape).clone()  # (..., J) which keypoint each joint takes
     idx[..., a] = torch.where(swap, b, a)
     idx[..., b] = torch.where(swap, a, b)
     u2 = torch.gather(u, -2, idx[..., None].expand(*idx.shape, 2))
-    return u2, torch.gather(v, -1, idx), int(swap.sum())
+    return u2, torch.gather(v, -1, idx)
 
 
 def fit_to_keypoints(
@@ -198,7 +198,7 @@ def fit_to_keypoints(
             C = X + root[..., None, :]
             proj = config.focal * C[..., :2] / C[..., 2:].clamp_min(0.01)
             if step in checks:
-                u, v, _ = _relabel(proj.detach(), u, v, pair_t, c)
+                u, v = _relabel(proj.detach(), u, v, pair_t, c)
             r2 = ((proj - u) / c).square().sum(-1)
             loss = ((c / s) ** 2 * torch.log1p(r2) * v).sum()
             loss = loss + ((dirs[..., 1:, :] - d0[..., 1:, :]) / config.sigma_direction).square().sum()
