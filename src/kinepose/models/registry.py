@@ -43,16 +43,17 @@ def create_model(name: str, skeleton: Skeleton, **config) -> PoseModel:
     return build_checked(_REGISTRY[name], name, skeleton, config)
 
 
-def build_checked(cls: type, name: str, skeleton: Skeleton, config: dict):
+def build_checked(cls: type, name: str, skeleton: Skeleton, config: dict, also: tuple[str, ...] = ()):
     """``cls(skeleton, **config)`` after checking the keys and value types of ``config`` against the constructor's
     signature (YAML gives 1e2 as a float: whole numbers are accepted for ints); the model remembers the resolved
-    arguments as ``_config`` (what :meth:`config` returns and model files save)."""
+    arguments as ``_config`` (what :meth:`config` returns and model files save). ``also``: keys the caller took
+    out of ``config`` before (named among the accepted ones in the error)."""
     config = dict(config)
     params = inspect.signature(cls.__init__).parameters
     allowed = [p for p in params if p not in ("self", "skeleton")]
     unknown = sorted(set(config) - set(allowed))
     if unknown:
-        raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {', '.join(allowed)}")
+        raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {', '.join([*allowed, *also])}")
     for key, value in list(config.items()):
         default = params[key].default
         if isinstance(default, bool):

@@ -12,7 +12,7 @@ from kinepose.geometry.normalization import normalize_screen_coordinates
 from kinepose.kinematics.fk import bone_lengths
 from kinepose.metrics.positions import mpjpe
 from kinepose.models.lifting import create_lifter
-from kinepose.models.lifting.refine import RefineConfig, RefinedLifter, refine_joints
+from kinepose.models.lifting.refine import RefineConfig, refine_joints
 from kinepose.skeleton.presets import get_skeleton
 
 SK = get_skeleton("humanoid")
@@ -207,13 +207,41 @@ def test_flip_prior_is_the_mirrored_views_mean():
     assert float(bone_lengths(SK, on)[:, 1:].std(0).max()) < 1e-5
 
 
-def test_refined_lifter_wraps_any_lifter():
+@pytest.mark.parametrize("family", ["mlp", "knn", "tcn"])
+def test_every_family_takes_refine(family, tmp_path):
+    """``refine`` is a config key of every family: the clip output is the family's own output fitted by
+    refine_joints (the same numbers), windows pass unchanged, and the setting survives save/load."""
+    from kinepose.models.lifting.files import load_lifter, save_lifter
+
     torch.manual_seed(0)
-    base = create_lifter("mlp", SK).eval()
-    kp, _ = _view(frames=12)
-    wrapped = RefinedLifter(base, RefineConfig(steps=20))
+    extra = {"filter_widths": "3,3"} if family == "tcn" else {}
+    kp, joints = _view(frames=12)
+    m = create_lifter(family, SK, refine={"steps": 20}, **extra).eval()
+    if family == "knn":
+        m.fit_bank(kp, joints)
     with torch.no_grad():
-        out = wrapped.forward_sequence(kp[None])
-        torch.testing.assert_close(wrapped(kp[:1, None]).joints, base(kp[:1, None]).joints)
-    assert out.shape == (1, 12, 15, 3) and torch.isfinite(out).all()
+        out = m.forward_sequence(kp[None])
+        raw = m._lift_sequence(kp[None])
+        ref = refine_joints(SK.parents, kp[None], None, raw, RefineConfig(steps=20), SK.left_right)
+    torch.testing.assert_close(out, ref)
+    assert float((out - raw).norm(dim=-1).mean()) > 1e-4  # the fit moved it
     assert float(bone_lengths(SK, out[0])[:, 1:].std(0).max()) < 1e-5
+    save_lifter(str(tmp_path / "lifter.pt"), m)
+    back = load_lifter(tmp_path)
+    assert back.refine == RefineConfig(steps=20)
+    back.refine = None
+    assert "refine" not in create_lifter(family, SK, **extra).config()
+    with torch.no_grad():
+        torch.testing.assert_close(back.forward_sequence(kp[None]), raw)
+
+
+def test_refine_refused_on_causal_lifters():
+    with pytest.raises(KineposeError, match="causal"):
+        create_lifter("tcn", SK, filter_widths="3,3", causal=True, refine=True)
+    with pytest.raises(KineposeError, match="causal"):
+        create_lifter("skeleton_lifter", SK, window=3, causal=True, refine=True)
+    m = create_lifter("tcn", SK, filter_widths="3,3", causal=True).eval()
+    m.refine = RefineConfig(steps=5)
+    kp, _ = _view(frames=12)
+    with pytest.raises(KineposeError, match="causal"):
+        m.forward_sequence(kp[None])

@@ -72,6 +72,9 @@ class Lifter(nn.Module):
         self.skeleton = skeleton
         self.window = int(window)
         self.causal = bool(causal)
+        #: the 2D fit of whole clips after lifting (a :class:`~kinepose.models.lifting.refine.RefineConfig`, or None:
+        #: off); any family takes it as the ``refine`` config key (:func:`~kinepose.models.lifting.create_lifter`)
+        self.refine = None
         J = skeleton.num_joints
         self.register_buffer("in_mean", torch.zeros(J, 2))
         self.register_buffer("in_std", torch.ones(J, 2))
@@ -141,8 +144,29 @@ class Lifter(nn.Module):
     def forward_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
         """Every frame of whole clips: (B, T, J, 2) -> (B, T, J, 3). Edges replicate the first and last frame.
 
-        The default slides :meth:`forward` over all windows at once; convolutional families override it with one
-        pass over the padded clip."""
+        The family's clip output (:meth:`_lift_sequence`), then, when ``refine`` is set, each clip fitted to its 2D
+        keypoints (:func:`kinepose.models.lifting.refine.refine_joints`: every bone free, one length per clip).
+        ``skeleton_lifter`` overrides this with its own fit, which keeps its rigid groups."""
+        out = self._lift_sequence(keypoints, visibility)
+        if not self._fits_clips():
+            return out
+        from kinepose.models.lifting.refine import refine_joints
+
+        return refine_joints(self.skeleton.parents, keypoints, visibility, out, self.refine, self.skeleton.left_right)
+
+    def _fits_clips(self) -> bool:
+        """Whether :meth:`forward_sequence` ends with the 2D fit (``refine`` set, with steps); refused on a causal
+        lifter, whose output must not depend on future frames."""
+        if self.refine is None or self.refine.steps == 0:
+            return False
+        if self.causal:
+            raise KineposeError(f"{self.family}: refine fits whole clips (future frames too); a causal lifter cannot "
+                                "use it (set lifter.refine = None)")  # fmt: skip
+        return True
+
+    def _lift_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
+        """The family's whole-clip output, before any fit. The default slides :meth:`forward` over all windows at
+        once; convolutional families override it with one pass over the padded clip."""
         from kinepose.data.datasets import window_index
 
         B, T = keypoints.shape[:2]
@@ -152,5 +176,13 @@ class Lifter(nn.Module):
         return self(kp, vis).joints.reshape(B, T, self.num_joints, 3)
 
     def config(self) -> dict:
-        """The constructor arguments (besides the skeleton) that rebuild this lifter."""
-        return dict(self._config)  # set by the registry
+        """The constructor arguments (besides the skeleton) that rebuild this lifter, with the 2D fit's settings as
+        they are now (``lifter.refine`` may be set after construction)."""
+        from dataclasses import asdict
+
+        cfg = dict(self._config)  # set by the registry
+        if self.refine is not None:
+            cfg["refine"] = asdict(self.refine)
+        elif "refine" in cfg:
+            cfg["refine"] = False
+        return cfg

@@ -79,7 +79,7 @@ class KNNLifter(Lifter):
         vis = None if visibility is None else visibility[:, 0]
         return LiftOutput(joints=self._query(keypoints[:, 0], vis))
 
-    def forward_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
+    def _lift_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
         B, T = keypoints.shape[:2]
         vis = None if visibility is None else visibility.reshape(B * T, -1)
         out = self._query(keypoints.reshape(B * T, *keypoints.shape[2:]), vis).reshape(B, T, self.num_joints, 3)

@@ -33,9 +33,9 @@ import torch
 
 from kinepose.errors import KineposeError
 from kinepose.geometry.rotations import axis_angle_to_matrix
-from kinepose.models.lifting.base import Lifter, LiftOutput
+from kinepose.models.lifting.base import Lifter
 
-__all__ = ["RefineConfig", "RefinedLifter", "fit_to_keypoints", "refine_joints"]
+__all__ = ["RefineConfig", "fit_to_keypoints", "refine_joints"]
 
 
 @dataclass(frozen=True)
@@ -233,29 +233,3 @@ def refine_joints(
         lambda dd, R, shape: dd, lambda dirs, lens: decode_skeleton(parents, dirs, lens), keypoints, vis, d,
         joints.new_zeros(*lead, 0, 3, 3), joints.new_zeros(*lead[:-1], 0, 3), lengths, config, pairs,
     )  # fmt: skip
-
-
-class RefinedLifter(Lifter):
-    """Any lifter followed by :func:`refine_joints` over whole clips (:meth:`forward_sequence`); windows
-    (:meth:`forward`) pass through unchanged. For comparing the fit on rivals' output (``benchmarks/lifting.py``)."""
-
-    family = "refined"
-
-    def __init__(self, base: Lifter, config: RefineConfig | None = None) -> None:
-        super().__init__(base.skeleton, base.window, base.causal)
-        self.base, self.refine = base, config or RefineConfig()
-
-    @property
-    def target_index(self) -> int:
-        return self.base.target_index
-
-    @property
-    def receptive_field(self) -> int:
-        return self.base.receptive_field
-
-    def forward(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> LiftOutput:
-        return self.base(keypoints, visibility)
-
-    def forward_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.base.forward_sequence(keypoints, visibility)
-        return refine_joints(self.skeleton.parents, keypoints, visibility, out, self.refine, self.skeleton.left_right)

@@ -37,7 +37,24 @@ def list_lifters() -> list[str]:
 
 
 def create_lifter(name: str, skeleton: Skeleton, **config) -> Lifter:
-    """Build lifter family ``name`` for ``skeleton``; unknown names or config keys raise a clear error."""
+    """Build lifter family ``name`` for ``skeleton``; unknown names or config keys raise a clear error.
+
+    Every family takes ``refine`` (``true``, ``false`` or a mapping of
+    :class:`~kinepose.models.lifting.refine.RefineConfig` fields): whole clips fitted to their 2D keypoints after
+    lifting. The fit looks at the whole clip, so a causal lifter refuses it."""
+    import inspect
+
+    from kinepose.models.lifting.refine import RefineConfig
+
     if name not in _REGISTRY:
         raise KineposeError(f"unknown lifter {name!r}; available: {', '.join(list_lifters())}")
-    return build_checked(_REGISTRY[name], name, skeleton, config)
+    cls = _REGISTRY[name]
+    config = dict(config)
+    native = "refine" in inspect.signature(cls.__init__).parameters
+    refine = RefineConfig.from_value(config.get("refine") if native else config.pop("refine", None))
+    if refine is not None and config.get("causal", False) is True:
+        raise KineposeError(f"model {name!r}: refine needs the whole clip (it fits past and future frames together); "
+                            "a causal lifter cannot use it: set refine: false or causal: false")  # fmt: skip
+    model = build_checked(cls, name, skeleton, config, () if native else ("refine",))
+    model.refine = refine
+    return model

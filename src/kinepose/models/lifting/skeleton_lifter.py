@@ -166,15 +166,6 @@ class SkeletonLifter(Lifter):
         mask = torch.triu(torch.ones(self.window, self.window, dtype=torch.bool), 1) if causal else None
         self.register_buffer("mask", mask, persistent=False)
 
-    def config(self) -> dict:
-        """The constructor arguments, with the fit's settings as they are now (``lifter.refine`` may be set after
-        construction)."""
-        from dataclasses import asdict
-
-        cfg = super().config()
-        cfg["refine"] = asdict(self.refine) if self.refine is not None else False
-        return cfg
-
     def _features(self, keypoints: torch.Tensor, visibility: torch.Tensor | None) -> torch.Tensor:
         """(B, W, J, 2), (B, W, J) -> (B, W, 3J + 3) centred, scale-normalized per-frame features."""
         finite = torch.isfinite(keypoints).all(-1)  # (B, W, J)
@@ -259,7 +250,7 @@ class SkeletonLifter(Lifter):
         else:  # one skeleton per clip
             lengths = lengths.median(1, keepdim=True).values.expand(B, T, -1)
             shape = shape.median(1, keepdim=True).values.expand_as(shape)
-            if self.refine is not None and self.refine.steps > 0:  # fit each clip to its 2D keypoints
+            if self._fits_clips():  # fit each clip to its 2D keypoints
                 vis = self.effective_visibility(keypoints, visibility)
 
                 def decode(dirs, lens):

@@ -162,7 +162,7 @@ class TemporalConvLifter(Lifter):
         raw = raw[:, :, 0].reshape(B, self.num_joints, 3)  # (B, J*3) -> (B, J, 3)
         return LiftOutput(joints=self.denormalize_output(raw))
 
-    def forward_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
+    def _lift_sequence(self, keypoints: torch.Tensor, visibility: torch.Tensor | None = None) -> torch.Tensor:
         """Every frame of whole clips in one convolution pass: (B, T, J, 2) -> (B, T, J, 3).
 
         The clip is padded by replicating its first frame ``target_index`` times on the left and its last frame
