@@ -30,8 +30,8 @@ def test_recipes_resolve_and_bad_keys_name_the_source():
     for name in ("lift_body.yaml", "lift_hand.yaml", "lift_body_gpu.yaml", "lift_hand_gpu.yaml"):
         cfg = resolve_lift_config(os.path.join(ROOT, "configs", name))
         assert cfg["task"] == "lift" and cfg["model"]["name"] == "skeleton_lifter"
-        lifter = build_lifter(cfg)  # the model section builds, with the 2D fit on (the measured best of ours)
-        assert lifter.window == 1 and lifter.refine is not None, name
+        lifter = build_lifter(cfg)  # the model section builds, with the pose bank and the 2D fit (the best of ours)
+        assert lifter.window == 1 and lifter.refine is not None and lifter.bank is not None, name
     with pytest.raises(KineposeError, match="unknown config key 'data.nois'"):
         resolve_lift_config(None, ["data.nois.sigma_px=1"])
     with pytest.raises(KineposeError, match="loss.kind: unknown 'l3'"):
@@ -98,7 +98,7 @@ def test_cli_train_dispatches_lift_recipes(tmp_path, capsys):
     out = tmp_path / "cli_run"
     rc = main(["train", recipe, *TINY, "model.name=knn", "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
-    assert rc == 2 and "model 'knn': unknown config key(s) ['window']" in err  # the recipe's keys: named
+    assert rc == 2 and "model 'knn': unknown config key(s) ['bank', 'bank_weight', 'window']" in err  # named
     assert not out.exists()  # nothing written
     rc = main(["train", recipe, *TINY, "model.window=3", "model.dim=16", "model.layers=1", "model.heads=2",
                "--out", str(out), "--quiet"])  # fmt: skip
@@ -150,3 +150,16 @@ def test_resume_of_a_lifting_run_is_refused_clearly(tmp_path, capsys):
     train_lifter(tiny({"name": "knn", "bank_size": 200}), str(run), progress=False)
     assert main(["train", "--resume", str(run)]) == 2
     assert "a lifting run (task: lift) trains in one go" in capsys.readouterr().err
+
+
+def test_train_fills_ours_pose_bank_with_the_knn_recipes_views(tmp_path):
+    """``bank: N`` on ours: ``kinepose train`` fills the pose bank with the same clean training views that a knn
+    recipe of the same seed and size gets (so the benchmark may reuse the knn row's bank), and saves it."""
+    ours = {"name": "skeleton_lifter", "window": 1, "dim": 32, "layers": 1, "heads": 2, "bank": 200,
+            "refine": {"steps": 2}}  # fmt: skip
+    train_lifter(tiny(ours), str(tmp_path / "ours"), progress=False)
+    train_lifter(tiny({"name": "knn", "bank_size": 200}), str(tmp_path / "knn"), progress=False)
+    a, b = load_lifter(tmp_path / "ours"), load_lifter(tmp_path / "knn")
+    assert int(a.bank.filled) == 200 and a.config()["bank"] == 200
+    torch.testing.assert_close(a.bank.bank_2d, b.bank_2d, rtol=0, atol=0)
+    torch.testing.assert_close(a.bank.bank_3d, b.bank_3d, rtol=0, atol=0)

@@ -53,7 +53,8 @@ def build_checked(cls: type, name: str, skeleton: Skeleton, config: dict, also: 
     allowed = [p for p in params if p not in ("self", "skeleton")]
     unknown = sorted(set(config) - set(allowed))
     if unknown:
-        raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {', '.join([*allowed, *also])}")
+        accepted = ", ".join([*allowed, *also])
+        raise KineposeError(f"model {name!r}: unknown config key(s) {unknown}; accepted: {accepted}")
     for key, value in list(config.items()):
         default = params[key].default
         if isinstance(default, bool):

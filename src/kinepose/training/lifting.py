@@ -235,7 +235,8 @@ def _check_run_dir(out_dir: str, force: bool) -> None:
 
 
 def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | None = None) -> dict:
-    """Train (or, for ``knn``, fill the bank of) the recipe's lifter into ``out_dir``; returns eval.json's content.
+    """Train (or, for ``knn``, only fill the bank of) the recipe's lifter into ``out_dir`` (ours' optional pose bank
+    is filled too); returns eval.json's content.
 
     Everything (recipe, data, folder) is checked before a file is written; an existing run is replaced only with
     ``force``."""
@@ -255,10 +256,11 @@ def train_lifter(cfg: dict, out_dir: str, force: bool = False, progress: bool | 
     model.set_normalization(*normalization_stats(stats))
     t0 = time.perf_counter()
     steps_done = 0
-    if model.family == "knn":
-        bank = sample_batch(train, model.bank_2d.shape[0], 1, 0, cams, KeypointNoise(), g)
-        model.fit_bank(bank.keypoints[:, 0], bank.target[:, 0])
-    else:
+    knn = model if model.family == "knn" else getattr(model, "bank", None)  # ours' optional pose bank
+    if knn is not None:  # clean training views (the same ones a knn recipe with this seed and size gets)
+        bank = sample_batch(train, knn.bank_2d.shape[0], 1, 0, cams, KeypointNoise(), g)
+        knn.fit_bank(bank.keypoints[:, 0], bank.target[:, 0])
+    if model.family != "knn":
         task = LiftTask(cfg, model)
         loader = DataLoader(_Windows(train, model.window, model.target_index, cfg), batch_size=None)
         show = progress_enabled() if progress is None else progress

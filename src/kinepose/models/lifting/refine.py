@@ -218,15 +218,12 @@ def refine_joints(
 ) -> torch.Tensor:  # fmt: skip
     """Any lifter's clip ([B,] T, J, 3) fitted to its 2D keypoints ([B,] T, J, 2) the same way: its bones'
     directions per frame and median lengths over the clip start the fit; no rigid groups (every bone is free)."""
-    from kinepose.models.lifting.skeleton_lifter import decode_skeleton
+    from kinepose.models.lifting.skeleton_lifter import bone_directions, decode_skeleton
 
     P = torch.tensor(parents[1:])
-    bones = joints[..., 1:, :] - joints[..., P, :]
-    lengths = bones.norm(dim=-1).median(-2).values  # ([B,] J - 1)
+    lengths = (joints[..., 1:, :] - joints[..., P, :]).norm(dim=-1).median(-2).values  # ([B,] J - 1)
     lengths = torch.cat([lengths.new_zeros(*lengths.shape[:-1], 1), lengths], -1)
-    unit = bones / bones.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    d = torch.cat([joints.new_zeros(*joints.shape[:-2], 1, 3), unit], -2)
-    d[..., 0, 2] = 1.0  # the root has no bone
+    d = bone_directions(parents, joints)
     vis = Lifter.effective_visibility(keypoints, visibility)
     lead = joints.shape[:-2]  # ([B,] T)
     return fit_to_keypoints(
