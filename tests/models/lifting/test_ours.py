@@ -80,6 +80,30 @@ def test_ours_causal_ignores_the_future(skeleton):
     assert m.target_index == 8
 
 
+def test_ours_causal_length_prior_weighs_the_template_as_frames(skeleton):
+    """length_prior n0: frame t's bone lengths are (n0 * template + t * running mean of the network's) / (n0 + t),
+    so the lengths move less over the clip."""
+    torch.manual_seed(3)
+    m = create_lifter("skeleton_lifter", skeleton, window=5, causal=True, dim=32, layers=1, heads=2).eval()
+    with torch.no_grad():  # an untrained network's lengths are the template's: give them a pose-dependent change
+        m.len_head[-1].weight.normal_(0, 0.5)
+    kp = torch.randn(1, 30, skeleton.num_joints, 2) * 0.3
+    n0 = 50.0
+    p = create_lifter("skeleton_lifter", skeleton, window=5, causal=True, dim=32, layers=1, heads=2, length_prior=n0)
+    p.load_state_dict(m.state_dict())
+    p.eval()
+    with torch.no_grad():
+        L0 = bone_lengths(skeleton, m.forward_sequence(kp)[0])[:, 1:]  # (T, J-1) running mean
+        L = bone_lengths(skeleton, p.forward_sequence(kp)[0])[:, 1:]
+    t = torch.arange(1, 31, dtype=L.dtype)[:, None]
+    rest = torch.tensor(skeleton.offsets, dtype=L.dtype).norm(dim=-1)[1:]
+    torch.testing.assert_close(L, (n0 * rest + t * L0) / (n0 + t), atol=1e-5, rtol=1e-5)
+    assert float(L.std(0).mean()) < 0.5 * float(L0.std(0).mean())
+    assert p.config()["length_prior"] == n0
+    with pytest.raises(KineposeError, match="length_prior must be a number of frames >= 0"):
+        create_lifter("skeleton_lifter", skeleton, causal=True, length_prior=-1.0)
+
+
 def test_ours_missing_joints_do_not_leak_coordinates(skeleton):
     """A joint with visibility 0 (or NaN coordinates) has no influence through its coordinates."""
     torch.manual_seed(2)

@@ -10,7 +10,9 @@ What it does differently from the rivals (``mlp``, ``pose_transformer``, ``tcn``
   and its errors compounded towards the hands and feet (PA-MPJPE 85 mm against 64 mm of the 27-frame TCN at equal
   training time on the body benchmark). Bone lengths are one vector per window (pooled over its frames), and over
   a whole clip (:meth:`SkeletonLifter.forward_sequence`) one vector per clip: the median of the windows' (offline)
-  or the running mean of the frames so far (causal); bone lengths are constant over a clip by construction. Bones
+  or the running mean of the frames so far (causal; ``length_prior`` adds the template's lengths to that mean with
+  the weight of that many frames, so the first frames' noisy guesses move it little); bone lengths are constant
+  over a clip by construction offline. Bones
   that share a parent (the pelvis's spine and hips, the chest's neck and shoulders, a wrist's fingers) turn
   together: one rotation per group and frame, one shape (their rest directions) per window and per clip, so that
   the output is a pose of one skeleton and analytic IK on the calibrated subject reproduces it exactly.
@@ -140,6 +142,9 @@ class SkeletonLifter(Lifter):
             offline only: :meth:`forward_sequence` of a non-causal lifter): ``True``, ``False``/``None`` (off, the
             default) or a mapping of :class:`~kinepose.models.lifting.refine.RefineConfig` fields. Settable after
             loading (``lifter.refine``).
+        length_prior: causal only: the template's bone lengths count as this many frames in the running mean of the
+            lengths over a clip (0: none). Body validation clip, 27 frames causal, 5 px + outliers: bone std 3.77 mm
+            at 0, 1.03 at 300, 0.38 at 1,000 frames, MPJPE 163.8, 163.4 and 163.6 mm.
         bank: size of the pose bank of training views that guides the fit (module docstring; 0: none). bank_k:
             neighbours averaged. bank_weight: the k-NN's share of the fit's direction prior, in [0, 1].
     """
@@ -147,7 +152,7 @@ class SkeletonLifter(Lifter):
     def __init__(
         self, skeleton: Skeleton, window: int = 27, causal: bool = False, dim: int = 128, layers: int = 2,
         heads: int = 4, dropout: float = 0.1, width: int = 512, frame_blocks: int = 2, refine=None,
-        bank: int = 0, bank_k: int = 8, bank_weight: float = 0.75,
+        bank: int = 0, bank_k: int = 8, bank_weight: float = 0.75, length_prior: float = 0.0,
     ) -> None:  # fmt: skip
         super().__init__(skeleton, window, causal)
         self.refine = RefineConfig.from_value(refine)
@@ -156,6 +161,9 @@ class SkeletonLifter(Lifter):
         if not 0.0 <= float(bank_weight) <= 1.0:
             raise KineposeError(f"skeleton_lifter: bank_weight must be in [0, 1], got {bank_weight!r}")
         self.bank_weight = float(bank_weight)
+        if not 0.0 <= float(length_prior) < float("inf"):
+            raise KineposeError(f"skeleton_lifter: length_prior must be a number of frames >= 0, got {length_prior!r}")
+        self.length_prior = float(length_prior)
         #: the pose bank (a k-NN lifter's buffers, saved with the model) or None
         self.bank = KNNLifter(skeleton, k=bank_k, bank_size=bank) if bank else None
         J = skeleton.num_joints
@@ -301,9 +309,9 @@ class SkeletonLifter(Lifter):
                     lengths[:, t].reshape(B, T, self.num_joints))  # fmt: skip
 
         d, R, shape, lengths = network(keypoints, visibility)
-        if self.causal:  # the running mean of what the frames so far say
+        if self.causal:  # the running mean of what the frames so far say (and the template, as length_prior frames)
             n = torch.arange(1, T + 1, dtype=lengths.dtype, device=lengths.device)[:, None]
-            lengths = lengths.cumsum(1) / n
+            lengths = (self.length_prior * self.rest_lengths + lengths.cumsum(1)) / (self.length_prior + n)
             shape = shape.cumsum(1) / n[..., None]
         else:  # one skeleton per clip
             lengths = lengths.median(1, keepdim=True).values.expand(B, T, -1)
