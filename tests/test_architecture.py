@@ -32,6 +32,7 @@ LAYERS = {
     "kinepose.kinematics": 3,
     "kinepose.metrics": 3,
     "kinepose.data": 4,
+    "kinepose.render": 4,
     "kinepose.models": 5,
     "kinepose.inference": 6,
     "kinepose.evaluation": 6,
