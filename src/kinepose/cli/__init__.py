@@ -191,10 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="full model, or a hybrid's learned part (network)")  # fmt: skip
     p.set_defaults(func=_cmd_export)
 
+    from kinepose.cli.features import add_features_command
     from kinepose.cli.predict import add_predict_command
     from kinepose.cli.viz import add_viz_commands
 
     add_predict_command(sub)
+    add_features_command(sub)
     add_viz_commands(sub)
     return parser
 
