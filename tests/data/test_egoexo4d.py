@@ -301,3 +301,47 @@ def test_camera_errors(anno, tmp_path):
     del cams["take-b"]["camera_extrinsics"]
     with pytest.raises(FileFormatError, match="take take-b: missing key 'camera_extrinsics'"):
         load_egoexo4d_hands(anno, _write(tmp_path / "c5.json", cams))
+
+
+def test_hand_crops_from_the_image_folder(tmp_path):
+    """Images at img_dir/{split}/{take_name}/{frame:06d}.jpg (the benchmark's layout): each annotated hand cut
+    around its box (square, 1.25 x the longer side) and resized; keypoints mapped by the same affine as
+    cv2.transform; the box's centre lands at the crop's centre; a missing image names its path."""
+    import cv2
+
+    from kinepose.data.formats import egoexo4d_hand_crops
+    from kinepose.errors import FileFormatError
+
+    frames = {"5": None, "9": None}
+    doc = {"uid-1": {}}
+    for fr in frames:
+        f = int(fr)
+        box = [100.0 + f, 200.0, 180.0 + f, 240.0]  # 80 x 40: the crop side is 1.25 * 80 = 100 px
+        kp2 = [[box[0] + 4 * j, 210.0 + j] for j in range(21)]
+        doc["uid-1"][fr] = {"right_hand_2d": kp2, "right_hand_3d": [[0.0, 0.0, 0.4]] * 21, "right_hand_bbox": box,
+                            "right_hand_valid_3d": [True] * 21, "left_hand_2d": [], "left_hand_3d": [],
+                            "left_hand_bbox": [], "left_hand_valid_3d": [],
+                            "metadata": {"take_uid": "uid-1", "take_name": "cmu_bike_01_2",
+                                         "frame_number": f}}  # fmt: skip
+    anno = _write(tmp_path / "anno.json", doc)
+    right = load_egoexo4d_hands(anno, hands="right")[0]
+    assert right.take_name == "cmu_bike_01_2"
+    img_dir = tmp_path / "aria"
+    (img_dir / "train" / "cmu_bike_01_2").mkdir(parents=True)
+    with pytest.raises(FileFormatError, match=r"train/cmu_bike_01_2/000005.jpg"):
+        egoexo4d_hand_crops(right, img_dir, "train", size=64)
+    for fr in frames:
+        img = np.zeros((512, 512, 3), np.uint8)
+        x1, y1, x2, y2 = (int(v) for v in doc["uid-1"][fr]["right_hand_bbox"])
+        img[y1:y2, x1:x2] = (0, 0, 255)  # BGR red box
+        cv2.imwrite(str(img_dir / "train" / "cmu_bike_01_2" / f"{int(fr):06d}.jpg"), img)
+    crops = egoexo4d_hand_crops(right, img_dir, "train", size=64)
+    assert crops.images.shape == (2, 64, 64, 3) and list(crops.frames) == [5, 9]
+    red = crops.images[0, ..., 0] > 128  # RGB: the box is red
+    ys, xs = np.nonzero(red)
+    assert abs(xs.mean() - 31.5) < 1.0 and abs(ys.mean() - 31.5) < 1.0  # the box's centre at the crop's centre
+    assert abs((xs.max() - xs.min() + 1) - 64 * 80 / 100) <= 2  # 80 px of the 100 px side
+    ref = cv2.transform(right.keypoints_2d[:1].astype(np.float64), crops.affine[0])[0]
+    np.testing.assert_allclose(crops.keypoints_2d[0], ref, atol=1e-9)
+    (img_dir / "train" / "cmu_bike_01_2" / "000009.jpg").unlink()
+    assert list(egoexo4d_hand_crops(right, img_dir, "train", size=64, skip_missing=True).frames) == [5]

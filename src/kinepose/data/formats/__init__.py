@@ -6,6 +6,7 @@ Ego-Exo4D hand poses (:mod:`~kinepose.data.formats.egoexo4d`), VideoPose3D's Hum
 from kinepose.data.formats.bvh import BVH, read_bvh, write_bvh, write_motion_bvh
 from kinepose.data.formats.coco_keypoints import CocoKeypoints, load_coco_keypoints
 from kinepose.data.formats.egoexo4d import EgoExoHandClip, load_egoexo4d_hands
+from kinepose.data.formats.egoexo4d_images import EgoExoHandCrops, egoexo4d_hand_crops
 from kinepose.data.formats.h36m_vp3d import H36MSubjects, load_h36m_2d, load_h36m_3d
 from kinepose.data.formats.io import (
     SUPPORTED_INPUTS,
@@ -24,9 +25,11 @@ __all__ = [
     "SUPPORTED_OUTPUTS",
     "CocoKeypoints",
     "EgoExoHandClip",
+    "EgoExoHandCrops",
     "H36MSubjects",
     "JointsFile",
     "RotationsFile",
+    "egoexo4d_hand_crops",
     "load_coco_keypoints",
     "load_egoexo4d_hands",
     "load_h36m_2d",

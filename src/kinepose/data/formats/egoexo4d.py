@@ -79,6 +79,8 @@ class EgoExoHandClip:
         K: (3, 3) float64 intrinsics of the take, or None without a camera file.
         extrinsics: (T, 3, 4) float64 world-to-camera ``[R|t]`` per frame (NaN where the file has none), or None.
         joint_names: the 21 Ego-Exo4D joint names (:data:`EGOEXO4D_HAND_JOINTS`), = layout ``mediapipe_hand``.
+        take_name: the take's name from the first frame's ``metadata`` (the image folder's name,
+            :func:`kinepose.data.formats.egoexo4d_images.egoexo4d_hand_crops`), or None when absent.
     """
 
     take_uid: str
@@ -92,6 +94,7 @@ class EgoExoHandClip:
     K: np.ndarray | None = None
     extrinsics: np.ndarray | None = None
     joint_names: tuple[str, ...] = EGOEXO4D_HAND_JOINTS
+    take_name: str | None = None
 
     @property
     def num_frames(self) -> int:
@@ -145,7 +148,10 @@ def load_egoexo4d_hands(
             rows = [_hand(frames_doc[k], take, k, hand, schema[hand], apath) for k in order]
             kp2, kp3, valid, vis, box = (np.stack(a) for a in zip(*rows, strict=True))
             own = (None if a is None else a.copy() for a in (K, extr))  # no array shared between clips
-            clips.append(EgoExoHandClip(str(take), hand, frames.copy(), kp2, kp3, valid, vis, box, *own))
+            meta = frames_doc[order[0]].get("metadata") if isinstance(frames_doc[order[0]], dict) else None
+            name = meta.get("take_name") if isinstance(meta, dict) else None
+            clips.append(EgoExoHandClip(str(take), hand, frames.copy(), kp2, kp3, valid, vis, box, *own,
+                                        take_name=None if name is None else str(name)))  # fmt: skip
     return clips
 
 
