@@ -23,7 +23,15 @@ from kinepose.errors import KineposeError
 from kinepose.geometry.rotations import geodesic_distance, quat_to_matrix
 from kinepose.models.vision.fusion import FusionIK
 
-__all__ = ["FusionData", "FusionTask", "evaluate_rotations", "fusion_data", "fusion_tokens", "train_fusion"]
+__all__ = [
+    "FusionData",
+    "FusionTask",
+    "evaluate_rotations",
+    "fusion_crops",
+    "fusion_data",
+    "fusion_tokens",
+    "train_fusion",
+]
 
 
 @dataclass
@@ -75,6 +83,26 @@ def fusion_tokens(backbone, rset, crop_joints: list[int], parents, *, image_size
     return np.concatenate(out)
 
 
+def fusion_crops(rset, crop_joints: list[int], parents, *, crop_size: int = 64, scale: float = 0.3,
+                 extend: dict[int, float] | None = None, batch_size: int = 256) -> np.ndarray:  # fmt: skip
+    """(N, len(crop_joints), 3, crop_size, crop_size) uint8 crops of every image of ``rset`` around ``crop_joints``
+    (as :func:`fusion_tokens` cuts them), for a :class:`~kinepose.models.vision.fusion.CropFusion`."""
+    from kinepose.models.vision.features import crop_boxes, joint_crops
+
+    extend = extend or {}
+    out = []
+    for a in range(0, len(rset), batch_size):
+        sl = slice(a, a + batch_size)
+        uv = torch.from_numpy(rset.joints_2d[sl]).float()
+        centres = []
+        for j in crop_joints:
+            c, side = crop_boxes(uv, parents, scale, [j], extend=extend.get(j, 0.0))
+            centres.append(c)
+        crops = joint_crops(torch.from_numpy(rset.images[sl]), torch.cat(centres, 1), side, crop_size)
+        out.append((crops * 255.0).round().clamp(0, 255).to(torch.uint8).numpy())
+    return np.concatenate(out)
+
+
 def _pooled(backbone, x: torch.Tensor, stage: int, grid: int) -> torch.Tensor:
     f = backbone.stages(x, stage)[-1]  # (B, C, h, w)
     if grid <= 0:
@@ -105,7 +133,9 @@ class _Batches(IterableDataset):
             lo, hi = self.noise_mm
             sigma = (lo + (hi - lo) * torch.rand(self.batch_size, 1, 1, generator=g)) / 1000.0
             x = d.joints[i] + sigma * torch.randn(d.joints[i].shape, generator=g)
-            yield {"joints": x[:, None], "tokens": d.tokens[i].float(), "global": d.global_cam[i], "local": d.local[i]}
+            tok = d.tokens[i]
+            tok = tok if tok.dtype == torch.uint8 else tok.float()  # uint8: crops for a CropFusion
+            yield {"joints": x[:, None], "tokens": tok, "global": d.global_cam[i], "local": d.local[i]}
 
 
 def fusion_loss(model: FusionIK, batch: dict, w_global: float = 0.5, w_lengths: float = 1.0) -> torch.Tensor:
@@ -143,7 +173,7 @@ class FusionTask(L.LightningModule):
 
 def train_fusion(model: FusionIK, data: FusionData, *, steps: int = 2000, batch_size: int = 128, lr: float = 1e-3,
                  noise_mm: tuple[float, float] = (0.0, 20.0), seed: int = 0, max_minutes: float = 15.0,
-                 progress: bool | None = None) -> dict:  # fmt: skip
+                 accelerator: str = "cpu", progress: bool | None = None) -> dict:  # fmt: skip
     """Train ``model`` on cached ``data``; sets its normalization from the training joints first. Returns
     ``{"train_seconds", "steps_done"}``."""
     torch.manual_seed(seed)
@@ -153,7 +183,7 @@ def train_fusion(model: FusionIK, data: FusionData, *, steps: int = 2000, batch_
     model.train()  # Lightning keeps the modes it is given (predict_local leaves eval)
     show = progress_enabled() if progress is None else progress
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": max_minutes}, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=show, enable_model_summary=False, accelerator="cpu", devices=1,
+                        enable_progress_bar=show, enable_model_summary=False, accelerator=accelerator, devices=1,
                         limit_val_batches=0, num_sanity_val_steps=0)  # fmt: skip
     t0 = time.perf_counter()
     trainer.fit(task, DataLoader(_Batches(data, batch_size, noise_mm, seed), batch_size=None))
@@ -170,7 +200,8 @@ def predict_local(model: FusionIK, data: FusionData, noise_mm: float = 0.0, seed
     out = []
     for a in range(0, len(data), batch):
         sl = slice(a, a + batch)
-        tok = None if model.variant == "joints_only" else data.tokens[sl].float()
+        tok = None if model.variant == "joints_only" else data.tokens[sl]
+        tok = tok if tok is None or tok.dtype == torch.uint8 else tok.float()
         out.append(quat_to_matrix(model(x[sl, None], image_tokens=tok).local_quat))
     return torch.cat(out)
 

@@ -10,7 +10,7 @@ from kinepose.errors import KineposeError, ShapeError
 from kinepose.geometry.rotations import axis_angle_to_quat, geodesic_distance, quat_to_matrix
 from kinepose.kinematics.fk import forward_kinematics, random_pose
 from kinepose.kinematics.ik import determined_mask
-from kinepose.models.vision.fusion import VARIANTS, create_fusion
+from kinepose.models.vision.fusion import VARIANTS, CropEncoder, CropFusion, create_crop_fusion, create_fusion
 from kinepose.skeleton.presets import get_skeleton
 from kinepose.training.fusion import FusionData, fusion_loss, predict_local, train_fusion
 
@@ -109,3 +109,23 @@ def test_training_learns_a_rotation_the_tokens_show():
     assert float(torch.rad2deg(mean_error)) > 25.0  # what ignoring the tokens costs (mean angle 0.5 rad)
     # measured: 10.8 deg after 400 steps against 29.3 for the mean
     assert float(after) < 0.6 * float(mean_error), (float(torch.rad2deg(after)), float(torch.rad2deg(mean_error)))
+
+
+def test_crop_fusion_trains_the_cnn_with_the_fusion_network():
+    model = create_crop_fusion(SK, 3, size=32, width=8, features=16, variant="cross_attention", dim=32, layers=1,
+                               heads=2)  # fmt: skip
+    q, fk = _poses(2)
+    crops = torch.randint(0, 256, (2, 3, 3, 32, 32), dtype=torch.uint8)
+    out = model(fk.positions[:, None], image_tokens=crops)
+    assert out.local_quat.shape == (2, SK.num_joints, 4)
+    assert model.variant == "cross_attention" and model.learned == create_fusion(SK, variant="concat").learned
+    batch = {"joints": fk.positions[:, None], "tokens": crops, "global": fk.global_rotmat, "local": quat_to_matrix(q)}
+    fusion_loss(model, batch).backward()
+    first_conv = model.encoder.nets[0][0].weight
+    assert first_conv.grad is not None and first_conv.grad.abs().sum() > 0
+    with pytest.raises(ShapeError, match=r"crops: expected shape \(B, 3, 3, 32, 32\), got \(2, 3, 3, 64, 64\)"):
+        model(fk.positions[:, None], image_tokens=torch.zeros(2, 3, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(KineposeError, match="size must be a multiple of 16"):
+        CropEncoder(3, size=40)
+    with pytest.raises(KineposeError, match="reads 4 tokens of 16, the encoder gives 3 of 16"):
+        CropFusion(create_fusion(SK, image_tokens=4, image_features=16), CropEncoder(3, 32, 8, 16))

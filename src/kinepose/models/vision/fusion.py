@@ -29,6 +29,8 @@ rotation of the geometric solution (13 numbers), embedded and added to a learned
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -41,7 +43,7 @@ from kinepose.models.layers import AttentionEncoder, bone_vectors, check_choice,
 from kinepose.models.registry import build_checked
 from kinepose.skeleton.core import Skeleton
 
-__all__ = ["VARIANTS", "FusionIK", "create_fusion"]
+__all__ = ["VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "create_crop_fusion", "create_fusion"]
 
 VARIANTS = ("concat", "cross_attention", "aux_lengths", "joints_only", "image_only")
 
@@ -255,3 +257,79 @@ def _local_from_globals(geo, G_pred: torch.Tensor, learned: list[int], parents, 
         p = parents[j]
         local[j] = G_pred[:, i] if p < 0 else Gg[:, p].transpose(-1, -2) @ G_pred[:, i]
     return torch.stack(local, 1)
+
+
+class CropEncoder(nn.Module):
+    """A small CNN trained from scratch, end to end with the fusion network, on joint crops: (B, K, 3, S, S) uint8 or
+    [0, 1] float -> (B, K, features). Four 3x3 stride-2 conv blocks (BatchNorm, ReLU) then a linear layer on the
+    flattened map, which keeps the layout (where the face sits in the head crop is what says where it faces). One
+    encoder per crop slot (``separate=True``) or one shared by all of them (the fusion network's token embedding
+    tells the slots apart). In training, ``jitter`` scales a random brightness and contrast change per crop."""
+
+    def __init__(self, crops: int, size: int = 64, width: int = 32, features: int = 256, separate: bool = True,
+                 jitter: float = 0.15) -> None:  # fmt: skip
+        super().__init__()
+        self.jitter = float(jitter)
+        check_positive(crops=crops, size=size, width=width, features=features)
+        if size % 16:
+            raise KineposeError(f"CropEncoder: size must be a multiple of 16, got {size}")
+        self.crops, self.size, self.features, self.separate = int(crops), int(size), int(features), bool(separate)
+
+        def cnn() -> nn.Sequential:
+            chans = [3, width, 2 * width, 4 * width, 4 * width]
+            layers: list[nn.Module] = []
+            for a, b in itertools.pairwise(chans):
+                layers += [nn.Conv2d(a, b, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+            layers += [nn.Flatten(), nn.Linear(4 * width * (size // 16) ** 2, features)]
+            return nn.Sequential(*layers)
+
+        self.nets = nn.ModuleList(cnn() for _ in range(crops if separate else 1))
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        K, S = self.crops, self.size
+        if crops.dim() != 5 or tuple(crops.shape[1:]) != (K, 3, S, S):
+            raise ShapeError(f"crops: expected shape (B, {K}, 3, {S}, {S}), got {tuple(crops.shape)}")
+        x = crops.float() / 255.0 if crops.dtype == torch.uint8 else crops.float()
+        if self.training and self.jitter > 0:  # brightness and contrast per crop: lighting is not a cue
+            B = x.shape[0]
+            gain = 1.0 + self.jitter * torch.randn(B, K, 1, 1, 1, device=x.device)
+            x = (x - 0.5) * gain + self.jitter * 0.5 * torch.randn(B, K, 1, 1, 1, device=x.device)
+        else:
+            x = x - 0.5
+        if self.separate:
+            return torch.stack([net(x[:, k]) for k, net in enumerate(self.nets)], 1)
+        B = x.shape[0]
+        return self.nets[0](x.flatten(0, 1)).reshape(B, K, -1)
+
+
+class CropFusion(nn.Module):
+    """:class:`CropEncoder` + :class:`FusionIK`, trained together: called as the fusion model with
+    ``image_tokens`` the (B, K, 3, S, S) crops (:func:`kinepose.models.vision.features.joint_crops`)."""
+
+    def __init__(self, fusion: FusionIK, encoder: CropEncoder) -> None:
+        super().__init__()
+        if (fusion.image_tokens, fusion.image_features) != (encoder.crops, encoder.features):
+            raise KineposeError(
+                f"CropFusion: the fusion model reads {fusion.image_tokens} tokens of {fusion.image_features}, the "
+                f"encoder gives {encoder.crops} of {encoder.features}"
+            )
+        self.fusion, self.encoder = fusion, encoder
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["fusion"], name)  # variant, learned_index, skeleton, set_normalization...
+
+    def forward(self, joints: torch.Tensor, visibility: torch.Tensor | None = None,
+                image_tokens: torch.Tensor | None = None) -> ModelOutput:  # fmt: skip
+        if image_tokens is None:
+            raise KineposeError("CropFusion: pass the joint crops as image_tokens")
+        return self.fusion(joints, visibility, self.encoder(image_tokens))
+
+
+def create_crop_fusion(skeleton: Skeleton, crops: int, size: int = 64, width: int = 32, features: int = 256,
+                       separate: bool = True, **config) -> CropFusion:  # fmt: skip
+    """A :class:`CropFusion`: ``config`` goes to :func:`create_fusion` (``image_tokens``/``image_features`` set)."""
+    enc = CropEncoder(crops, size, width, features, separate)
+    return CropFusion(create_fusion(skeleton, image_tokens=crops, image_features=features, **config), enc)
