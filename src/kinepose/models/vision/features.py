@@ -26,8 +26,11 @@ def frames_to_tensor(frames: list[np.ndarray], size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def extract_features(backbone: Backbone, frames: Iterable[np.ndarray], size: int = 224, batch_size: int = 32,
-                     stage: int = -1, total: int | None = None, progress: bool = False) -> np.ndarray:  # fmt: skip
-    """Pooled features (N, C) float32 of stage ``stage`` for every frame, ``batch_size`` frames per pass."""
+                     stage: int = -1, total: int | None = None, progress: bool = False,
+                     grid: int = 0) -> np.ndarray:  # fmt: skip
+    """Pooled features (N, C) float32 of stage ``stage`` for every frame, ``batch_size`` frames per pass. With
+    ``grid > 0`` the map is averaged to ``grid x grid`` cells instead of its global mean (N, C * grid^2): the
+    layout, where a limb is in the frame, stays."""
     from tqdm.auto import tqdm
 
     backbone.eval()
@@ -36,7 +39,12 @@ def extract_features(backbone: Backbone, frames: Iterable[np.ndarray], size: int
     bar = tqdm(total=total, unit="frame", desc=f"features ({backbone.name})", disable=not progress)
 
     def flush() -> None:
-        out.append(backbone(frames_to_tensor(batch, size), stage).float().numpy())
+        x = frames_to_tensor(batch, size)
+        if grid > 0:
+            f = torch.nn.functional.adaptive_avg_pool2d(backbone.stages(x, stage)[-1], grid).flatten(1)
+        else:
+            f = backbone(x, stage)
+        out.append(f.float().numpy())
         bar.update(len(batch))
         batch.clear()
 
