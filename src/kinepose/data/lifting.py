@@ -129,26 +129,38 @@ def body_clips(
     return out
 
 
-def hand_clips(
+def hand_motions(
     n: int, length: int, seed: int, fps: float = 30.0, prefix: str = "hand", bone_scale: float = 0.1,
     size: tuple[float, float] = (0.85, 1.15),
-) -> list[LiftClip]:  # fmt: skip
-    """``n`` synthetic hand sequences of ``length`` frames from ``seed``, each on its own hand: every bone of the
-    template scaled by its own factor in ``1 +- bone_scale`` and the whole hand by one in ``size`` (so no test
-    hand has the template's proportions)."""
+) -> dict:  # fmt: skip
+    """``n`` synthetic hand motions of ``length`` frames from ``seed``, each on its own hand: name ->
+    :class:`~kinepose.data.motion.Motion` whose skeleton has the hand's offsets (every bone of the template scaled by
+    its own factor in ``1 +- bone_scale``, the whole hand by one in ``size``, so no test hand has the template's
+    proportions)."""
     from kinepose.data.motion import Motion
     from kinepose.data.sources.synthetic_hand import sample_hand_sequences
 
     g = torch.Generator().manual_seed(int(seed))
-    out = []
+    out = {}
     for i, m in enumerate(sample_hand_sequences(int(n), int(length), fps=float(fps), generator=g)):
         J = m.skeleton.num_joints
         f = 1 + bone_scale * (2 * torch.rand(J, generator=g, dtype=torch.float64) - 1)
         f = f * (size[0] + (size[1] - size[0]) * torch.rand((), generator=g, dtype=torch.float64))
         sk = m.skeleton.with_offsets(m.skeleton.offsets * f.numpy()[:, None])
-        pos = Motion(sk, m.local_quat, m.root_pos, m.fps, m.name).positions()
-        out.append(LiftClip(f"{prefix}_{i:03d}", pos.float(), m.fps, m.skeleton, "synthetic_hand"))
+        out[f"{prefix}_{i:03d}"] = Motion(sk, m.local_quat, m.root_pos, m.fps, f"{prefix}_{i:03d}")
     return out
+
+
+def hand_clips(
+    n: int, length: int, seed: int, fps: float = 30.0, prefix: str = "hand", bone_scale: float = 0.1,
+    size: tuple[float, float] = (0.85, 1.15),
+) -> list[LiftClip]:  # fmt: skip
+    """The joint positions of :func:`hand_motions` (same arguments) as lifting clips on the template skeleton."""
+    from kinepose.data.sources.synthetic_hand import hand21
+
+    template = hand21()  # the template sample_hand_sequences draws on
+    return [LiftClip(name, m.positions().float(), m.fps, template, "synthetic_hand")
+            for name, m in hand_motions(n, length, seed, fps, prefix, bone_scale, size).items()]  # fmt: skip
 
 
 def lifting_split(data: dict) -> tuple[list[LiftClip], list[LiftClip], list[LiftClip]]:
