@@ -91,6 +91,7 @@ def test_training_learns_a_rotation_the_tokens_show():
     n = 256
     q, _ = _poses(n, seed=4)
     g = torch.Generator().manual_seed(5)
+    torch.manual_seed(0)  # the initial weights, whatever ran before
     model = create_fusion(SK, variant="cross_attention", image_features=18, image_tokens=1, dim=32, layers=1, heads=2)
     rotvec = torch.nn.functional.normalize(torch.randn(n, 3, 3, generator=g), dim=-1) * torch.rand(n, 3, 1, generator=g)
     q[:, model.learned_index] = axis_angle_to_quat(rotvec)
@@ -103,12 +104,12 @@ def test_training_learns_a_rotation_the_tokens_show():
     idx = model.learned_index
     mean_error = geodesic_distance(torch.eye(3).expand(n, 3, 3, 3), local[:, idx]).mean()  # the mean is the rest
     torch.manual_seed(0)
-    info = train_fusion(model, data, steps=400, batch_size=64, lr=3e-3, noise_mm=(0.0, 0.0), progress=False)
+    info = train_fusion(model, data, steps=600, batch_size=64, lr=3e-3, noise_mm=(0.0, 0.0), progress=False)
     after = geodesic_distance(predict_local(model, data)[:, idx], local[:, idx]).mean()
-    assert info["steps_done"] == 400
+    assert info["steps_done"] == 600
     assert float(torch.rad2deg(mean_error)) > 25.0  # what ignoring the tokens costs (mean angle 0.5 rad)
-    # measured: 10.8 deg after 400 steps against 29.3 for the mean
-    assert float(after) < 0.6 * float(mean_error), (float(torch.rad2deg(after)), float(torch.rad2deg(mean_error)))
+    # measured: 4.5 deg after 600 steps (torch 2.13 and 2.14) against 29.3 for the mean
+    assert float(after) < 0.4 * float(mean_error), (float(torch.rad2deg(after)), float(torch.rad2deg(mean_error)))
 
 
 def test_crop_fusion_trains_the_cnn_with_the_fusion_network():
