@@ -32,10 +32,11 @@ import sys
 import time
 
 import numpy as np
+import roma
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import _write_section
+from foundation import fit_loop, publish
 
 from kinepose.data.motion import replay_on_skeleton
 from kinepose.data.sources.deepmimic import load_deepmimic
@@ -94,15 +95,6 @@ def features_for(rset, key: str, cache: str, backbone) -> np.ndarray:
     return f
 
 
-def chordal_mean(R: torch.Tensor) -> torch.Tensor:
-    U, _, Vt = torch.linalg.svd(R.mean(0))
-    M = U @ Vt
-    if torch.det(M) < 0:
-        U[:, -1] = -U[:, -1]
-        M = U @ Vt
-    return M
-
-
 def pose_from_rotations(sk, local: torch.Tensor, markers) -> dict:
     """(V, T, J, 3, 3) local rotations on the template -> joints, markers (root at the origin)."""
     fk = forward_kinematics_matrix(sk, local, torch.zeros((*local.shape[:-3], 3)))
@@ -111,7 +103,7 @@ def pose_from_rotations(sk, local: torch.Tensor, markers) -> dict:
 
 
 def mean_pose_row(sk, train, test, markers) -> dict:
-    mean = torch.stack([chordal_mean(train.local_rotmat[:, :, j].reshape(-1, 3, 3)) for j in range(sk.num_joints)])
+    mean = roma.special_procrustes(train.local_rotmat.flatten(0, 1).mean(0))  # (J, 3, 3) chordal mean per joint
     return pose_from_rotations(sk, mean.expand(*test.local_rotmat.shape[:2], -1, -1, -1).clone(), markers)
 
 
@@ -127,22 +119,6 @@ def knn_row(train, test) -> dict:
     return {"joints": pick(train.joints), "markers": pick(train.markers), "local_rotmat": pick(train.local_rotmat)}
 
 
-def _fit(model, x, y, steps: int, lr: float, batch: int, seed: int, loss) -> float:
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps + 1, pct_start=0.05)
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(steps):
-        i = torch.randint(0, len(x), (batch,), generator=g)
-        opt.zero_grad()
-        loss(model, x[i], y[i]).backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    return time.perf_counter() - t0
-
-
 def two_step_row(sk, train_set, test_set, train, test, markers, steps: int, seed: int) -> tuple[dict, dict]:
     """features -> 2D (MLP) -> Martinez lifter -> fit_skeleton on the template."""
     torch.manual_seed(seed)
@@ -154,7 +130,7 @@ def two_step_row(sk, train_set, test_set, train, test, markers, steps: int, seed
     f_te = test.features.flatten(0, 1).float()
     det = torch.nn.Sequential(torch.nn.LayerNorm(f_tr.shape[-1]), torch.nn.Linear(f_tr.shape[-1], 512), torch.nn.ReLU(),
                               torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 2 * J))  # fmt: skip
-    t_det = _fit(det, f_tr, uv_tr.flatten(1), steps, 1e-3, 256, seed, lambda m, x, y: (m(x) - y).abs().mean())
+    t_det = fit_loop(det, f_tr, uv_tr.flatten(1), steps, 1e-3, 256, seed, lambda m, x, y: (m(x) - y).abs().mean())
     with torch.no_grad():
         uv_te = (det(f_te).reshape(-1, J, 2) + 0.5) * W  # (N, J, 2) pixels
     true_te = torch.from_numpy(test_set.joints_2d[order_te]).float()
@@ -172,7 +148,7 @@ def two_step_row(sk, train_set, test_set, train, test, markers, steps: int, seed
         kp = kp + (2.0 / (0.5 * W)) * torch.randn(kp.shape, generator=g)  # 2 px of detector-like noise
         return (m(kp[:, None]).joints - y).norm(dim=-1).mean()
 
-    t_lift = _fit(lifter, kp_tr, rel, steps, 1e-3, 256, seed, lift_loss)
+    t_lift = fit_loop(lifter, kp_tr, rel, steps, 1e-3, 256, seed, lift_loss)
     with torch.no_grad():
         lifted = lifter(normalize_screen_coordinates(uv_te, W, W)[:, None]).joints  # (N, J, 3) root-relative
         fit = fit_skeleton(sk, lifted.double(), iterations=8)
@@ -264,13 +240,8 @@ def main() -> int:
     if args.no_write:
         print(json.dumps(result, indent=1)[:3000])
         return 0
-    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benchmarks", "results", "d3ke.json"), "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
     md = section(result)
-    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "d3ke", md)
-    write_readme(result)
+    publish(ROOT, "d3ke", result, md, _table(result), (README_BEGIN, README_END))
     print(md)
     return 0
 
@@ -323,16 +294,6 @@ def section(result: dict) -> str:
         lines.append(f"Two-step: the 2D MLP is {two['error_2d_px']} px off on the held-out images (192 px), the "
                      f"lifter's 3D {two['lifted_mpjpe_mm']} mm.\n")  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def write_readme(result: dict) -> None:
-    path = os.path.join(ROOT, "README.md")
-    text = open(path).read()
-    if README_BEGIN not in text:
-        return
-    i, j = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    with open(path, "w") as f:
-        f.write(text[:i] + "\n" + "\n".join(_table(result)) + "\n" + text[j:])
 
 
 if __name__ == "__main__":

@@ -153,5 +153,44 @@ def _write_section(path: str, name: str, text: str) -> None:
     atomic_write(path, lambda f: f.write(new))
 
 
+def _replace_between(path: str, begin: str, end: str, body: str) -> bool:
+    """Replace the text between the markers ``begin`` and ``end`` of ``path`` (atomically); False without them."""
+    text = open(path, encoding="utf-8").read()
+    if begin not in text or end not in text:
+        return False
+    i, j = text.index(begin) + len(begin), text.index(end)
+    new = text[:i] + body + text[j:]
+    atomic_write(path, lambda f: f.write(new))
+    return True
+
+
+def publish(root: str, name: str, result: dict, section_md: str, readme_table: list[str], readme_markers) -> None:
+    """The outputs of an image benchmark: ``benchmarks/results/{name}.json``, the ``name`` section of
+    ``benchmarks/RESULTS.md`` and the README table between ``readme_markers`` (begin, end), each written atomically."""
+    import json
+
+    text = json.dumps(result, indent=1) + "\n"
+    atomic_write(os.path.join(root, "benchmarks", "results", f"{name}.json"), lambda f: f.write(text))
+    _write_section(os.path.join(root, "benchmarks", "RESULTS.md"), name, section_md)
+    _replace_between(os.path.join(root, "README.md"), *readme_markers, "\n" + "\n".join(readme_table) + "\n")
+
+
+def fit_loop(model, x, y, steps: int, lr: float, batch: int, seed: int, loss) -> float:
+    """``steps`` AdamW steps (one-cycle schedule) of ``loss(model, x[i], y[i])`` on random batches; returns seconds."""
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps + 1, pct_start=0.05)
+    t0 = time.perf_counter()
+    model.train()
+    for _ in range(steps):
+        i = torch.randint(0, len(x), (batch,), generator=g)
+        opt.zero_grad()
+        loss(model, x[i], y[i]).backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    return time.perf_counter() - t0
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -27,10 +27,11 @@ import sys
 import time
 
 import numpy as np
+import roma
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import _write_section
+from foundation import publish
 
 from kinepose.data.sources.deepmimic import load_deepmimic
 from kinepose.geometry.rotations import quat_to_matrix
@@ -130,16 +131,6 @@ def geometry_rows(test, model_geo, noise: float, seed: int, mean_local: torch.Te
     return base
 
 
-def chordal_mean(R: torch.Tensor) -> torch.Tensor:
-    """(N, 3, 3) -> the rotation closest to their mean matrix."""
-    U, _, Vt = torch.linalg.svd(R.mean(0))
-    M = U @ Vt
-    if torch.det(M) < 0:
-        U[:, -1] = -U[:, -1]
-        M = U @ Vt
-    return M
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--views", type=int, default=1250, help="training views per training clip")
@@ -160,8 +151,7 @@ def main() -> int:
     if args.tables_only:
         with open(os.path.join(ROOT, "benchmarks", "results", "fusion.json")) as f:
             result = json.load(f)
-        _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "fusion", section(result))
-        write_readme(result)
+        publish(ROOT, "fusion", result, section(result), _table(result, "10mm"), (README_BEGIN, README_END))
         return 0
     t_start = time.time()
     torch.set_num_threads(2)
@@ -180,7 +170,7 @@ def main() -> int:
     others = [j for j in sk.rotated_joints if j not in und]
     F, K = train.tokens.shape[-1], train.tokens.shape[1]
     geo_model = create_fusion(sk, variant="joints_only", image_features=F, image_tokens=K)
-    mean_local = torch.stack([chordal_mean(train.local[:, j]) for j in range(sk.num_joints)])
+    mean_local = roma.special_procrustes(train.local.mean(0))  # (J, 3, 3) chordal mean per joint
     rows: list[dict] = []
 
     def add(name: str, kind: str, preds: dict, extra: dict) -> None:
@@ -246,13 +236,8 @@ def main() -> int:
     if args.no_write:
         print(json.dumps(result, indent=1)[:3000])
         return 0
-    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benchmarks", "results", "fusion.json"), "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
     md = section(result)
-    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "fusion", md)
-    write_readme(result)
+    publish(ROOT, "fusion", result, md, _table(result, "10mm"), (README_BEGIN, README_END))
     print(md)
     return 0
 
@@ -321,17 +306,6 @@ def section(result: dict) -> str:
         lines += [f"{title}:\n", *_table(result, cond), "", f"Target (at most 0.5x joints only on the neck and "
                   f"ankles, no worse elsewhere): {verdict(result, cond)}.\n"]  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def write_readme(result: dict) -> None:
-    path = os.path.join(ROOT, "README.md")
-    text = open(path).read()
-    if README_BEGIN not in text:
-        return
-    i, j = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    body = "\n" + "\n".join(_table(result, "10mm")) + "\n"
-    with open(path, "w") as f:
-        f.write(text[:i] + body + text[j:])
 
 
 if __name__ == "__main__":

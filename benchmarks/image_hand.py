@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from foundation import _write_section
+from foundation import fit_loop, publish
 
 from kinepose.geometry.normalization import centre_keypoints, normalize_screen_coordinates
 from kinepose.models.lifting import create_lifter
@@ -100,22 +100,6 @@ def knn(train, test) -> torch.Tensor:
     return train.joints[idx]
 
 
-def _fit(model, x, y, steps: int, lr: float, batch: int, seed: int, loss) -> float:
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps + 1, pct_start=0.05)
-    t0 = time.perf_counter()
-    model.train()
-    for _ in range(steps):
-        i = torch.randint(0, len(x), (batch,), generator=g)
-        opt.zero_grad()
-        loss(model, x[i], y[i]).backward()
-        opt.step()
-        sched.step()
-    model.eval()
-    return time.perf_counter() - t0
-
-
 def detect_then_lift(sk, train, test, W: float, steps: int, seed: int) -> tuple[torch.Tensor, dict]:
     """Frozen features -> 2D keypoints (an MLP) -> Martinez lifter trained on true 2D + 2 px noise."""
     torch.manual_seed(seed)
@@ -124,7 +108,7 @@ def detect_then_lift(sk, train, test, W: float, steps: int, seed: int) -> tuple[
     uv_tr = train.joints_2d / W - 0.5  # (N, J, 2)
     det = torch.nn.Sequential(torch.nn.LayerNorm(f_tr.shape[-1]), torch.nn.Linear(f_tr.shape[-1], 512), torch.nn.ReLU(),
                               torch.nn.Linear(512, 512), torch.nn.ReLU(), torch.nn.Linear(512, 2 * J))  # fmt: skip
-    t_det = _fit(det, f_tr, uv_tr.flatten(1), steps, 1e-3, 256, seed, lambda m, x, y: (m(x) - y).abs().mean())
+    t_det = fit_loop(det, f_tr, uv_tr.flatten(1), steps, 1e-3, 256, seed, lambda m, x, y: (m(x) - y).abs().mean())
     with torch.no_grad():
         uv_te = (det(f_te).reshape(-1, J, 2) + 0.5) * W  # (N, J, 2) pixels
     err_2d = float((uv_te - test.joints_2d).norm(dim=-1).mean())
@@ -140,7 +124,7 @@ def detect_then_lift(sk, train, test, W: float, steps: int, seed: int) -> tuple[
         kp = kp + (2.0 / (0.5 * W)) * torch.randn(kp.shape, generator=g)  # 2 px of detector-like noise
         return (m(kp[:, None]).joints - y).norm(dim=-1).mean()
 
-    t_lift = _fit(lifter, kp_tr, rel, steps, 1e-3, 256, seed, lift_loss)
+    t_lift = fit_loop(lifter, kp_tr, rel, steps, 1e-3, 256, seed, lift_loss)
     with torch.no_grad():
         lifted = lifter(normalize_screen_coordinates(uv_te, W, W)[:, None]).joints  # (N, J, 3) root-relative
         on_true = lifter(normalize_screen_coordinates(test.joints_2d, W, W)[:, None]).joints
@@ -244,13 +228,8 @@ def main() -> int:
     if args.no_write:
         print(json.dumps(result, indent=1)[:3000])
         return 0
-    os.makedirs(os.path.join(ROOT, "benchmarks", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "benchmarks", "results", "image_hand.json"), "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
     md = section(result)
-    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "image_hand", md)
-    write_readme(result)
+    publish(ROOT, "image_hand", result, md, _table(result), (README_BEGIN, README_END))
     print(md)
     return 0
 
@@ -304,16 +283,6 @@ def section(result: dict) -> str:
                      f"({a['size']} px); the lifter on the true 2D gives {two['lifter_on_true_2d_mpjpe_mm']} "
                      "mm.\n")  # fmt: skip
     return "\n".join(lines) + "\n"
-
-
-def write_readme(result: dict) -> None:
-    path = os.path.join(ROOT, "README.md")
-    text = open(path).read()
-    if README_BEGIN not in text:
-        return
-    i, j = text.index(README_BEGIN) + len(README_BEGIN), text.index(README_END)
-    with open(path, "w") as f:
-        f.write(text[:i] + "\n" + "\n".join(_table(result)) + "\n" + text[j:])
 
 
 if __name__ == "__main__":
