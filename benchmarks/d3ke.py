@@ -38,6 +38,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from foundation import fit_loop, publish
 
+from kinepose._atomic import atomic_write
 from kinepose.data.motion import replay_on_skeleton
 from kinepose.data.sources.deepmimic import load_deepmimic
 from kinepose.geometry.normalization import centre_keypoints, normalize_screen_coordinates
@@ -91,7 +92,7 @@ def features_for(rset, key: str, cache: str, backbone) -> np.ndarray:
         return np.load(path)
     f = extract_features(backbone, iter(rset.images), SIZE, batch_size=64, stage=STAGE, grid=GRID, total=len(rset),
                          progress=True).astype(np.float16)  # fmt: skip
-    np.save(path, f)
+    atomic_write(path, lambda fh: np.save(fh, f), binary=True)  # a killed run leaves no half file
     return f
 
 

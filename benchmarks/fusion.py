@@ -33,6 +33,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from foundation import publish
 
+from kinepose._atomic import atomic_write
 from kinepose.data.sources.deepmimic import load_deepmimic
 from kinepose.geometry.rotations import quat_to_matrix
 from kinepose.models.vision import create_backbone
@@ -94,7 +95,7 @@ def tokens_for(rset, split: str, key: str, cache: str, backbone) -> np.ndarray:
     idx = [sk.index(j) for j in CROPS]
     tok = fusion_tokens(backbone, rset, idx, sk.parents, extend={sk.index(j): e for j, e in CROPS.items()},
                         stage=STAGE, grid=GRID, progress=True)  # fmt: skip
-    np.save(path, tok)
+    atomic_write(path, lambda fh: np.save(fh, tok), binary=True)  # a killed run leaves no half file
     return tok
 
 

@@ -42,6 +42,7 @@ import torch
 sys.path.insert(0, os.path.dirname(__file__))
 from foundation import fit_loop, publish
 
+from kinepose._atomic import atomic_write
 from kinepose.geometry.normalization import centre_keypoints, normalize_screen_coordinates
 from kinepose.models.lifting import create_lifter
 from kinepose.models.vision.image_hand import create_image_hand
@@ -89,7 +90,7 @@ def features_for(model, images: np.ndarray, key: str, cache: str, device: str) -
         return np.load(path)
     f = cache_features(model.to(device), images, batch_size=64, progress=True)
     model.cpu()
-    np.save(path, f)
+    atomic_write(path, lambda fh: np.save(fh, f), binary=True)  # a killed run leaves no half file
     return f
 
 
