@@ -1,0 +1,59 @@
+"""``headpose_geometric``: no learning, the classic rigid fit of the 468 FaceMesh points to a mean face.
+
+The mean face is a training statistic: every training frame's landmarks, normalized (:func:`normalize_face`) and
+rotated back into the head frame by its true rotation, averaged. A new frame's rotation is the Kabsch fit
+(``roma.rigid_points_registration``, with scale) of that mean face onto its normalized landmarks, which are in the
+camera's axes (x right, y down, z away: MediaPipe's weak perspective), so the fit is camera-from-head directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from kinepose.models.headpose.landmarks import normalize_face
+
+__all__ = ["GeometricHeadPose"]
+
+
+class GeometricHeadPose:
+    """Kabsch fit to a mean face. ``mean_face``: ``(468, 3)`` in the head frame (normalized units)."""
+
+    def __init__(self, mean_face: np.ndarray | None = None) -> None:
+        self.mean_face = None if mean_face is None else np.asarray(mean_face, dtype=np.float64)
+
+    def fit(self, face: np.ndarray, rotation: np.ndarray) -> GeometricHeadPose:
+        """Mean face from ``(N, 468, 3)`` landmarks (NaN rows skipped) and their ``(N, 3, 3)`` true rotations."""
+        ok = np.isfinite(face).all(axis=(1, 2))
+        if not ok.any():
+            raise ValueError("face: no frame with landmarks to build the mean face from")
+        f = normalize_face(face[ok])
+        self.mean_face = np.einsum("nji,nkj->nki", rotation[ok], f).mean(0)  # R^T x per point
+        return self
+
+    def rotation(self, face: np.ndarray) -> np.ndarray:
+        """``(N, 468, 3)`` landmarks -> ``(N, 3, 3)`` camera-from-head rotations (NaN where no face)."""
+        import roma
+
+        if self.mean_face is None:
+            raise ValueError("GeometricHeadPose: no mean face (call fit, or pass mean_face)")
+        face = np.asarray(face, dtype=np.float64)
+        ok = np.isfinite(face).all(axis=(1, 2))
+        out = np.full((len(face), 3, 3), np.nan)
+        if ok.any():
+            y = torch.as_tensor(normalize_face(face[ok]))
+            x = torch.as_tensor(self.mean_face).expand_as(y)
+            R, _t, _s = roma.rigid_points_registration(x, y, compute_scaling=True)
+            out[ok] = R.numpy()
+        return out
+
+    def predict(self, face: np.ndarray) -> np.ndarray:
+        """``(N, 468, 3)`` -> ``(N, 3)`` yaw, pitch, roll radians (NaN where no face)."""
+        from kinepose.geometry.headpose import matrix_to_ypr
+
+        R = self.rotation(face)
+        out = np.full((len(R), 3), np.nan)
+        ok = np.isfinite(R).all(axis=(1, 2))
+        if ok.any():
+            out[ok] = matrix_to_ypr(R[ok])
+        return out

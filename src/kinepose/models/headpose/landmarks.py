@@ -1,0 +1,85 @@
+"""MediaPipe landmarks as model inputs, and the landmark MLP baseline (``headpose_landmarks``).
+
+Inputs (:func:`landmark_vector`): FaceMesh's 468 points, centred on their centroid and divided by their RMS radius
+(1404 numbers), and Pose's 33 points, centred between the shoulders and divided by the shoulder width (99
+numbers); a missing face or body is zeros. The same normalization gives the dual-branch network's auxiliary targets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["FACE_DIM", "POSE_DIM", "LandmarkMLP", "landmark_vector", "normalize_face", "normalize_pose"]
+
+FACE_DIM, POSE_DIM = 468 * 3, 33 * 3
+_L_SHOULDER, _R_SHOULDER = 11, 12
+
+
+def normalize_face(face: np.ndarray) -> np.ndarray:
+    """``(..., 468, 3)`` pixels -> centred, unit RMS radius; NaN rows (no face) -> zeros."""
+    f = np.asarray(face, dtype=np.float64)
+    if f.shape[-2:] != (468, 3):
+        raise ValueError(f"face: expected (..., 468, 3) FaceMesh landmarks, got {f.shape}")
+    c = f - f.mean(-2, keepdims=True)
+    r = np.sqrt((c**2).sum(-1).mean(-1))[..., None, None]
+    out = c / np.where(r > 0, r, 1.0)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def normalize_pose(pose: np.ndarray) -> np.ndarray:
+    """``(..., 33, 3)`` pixels -> centred between the shoulders, unit shoulder width; NaN rows -> zeros."""
+    p = np.asarray(pose, dtype=np.float64)
+    if p.shape[-2:] != (33, 3):
+        raise ValueError(f"pose: expected (..., 33, 3) MediaPipe Pose landmarks, got {p.shape}")
+    mid = (p[..., _L_SHOULDER, :] + p[..., _R_SHOULDER, :]) / 2
+    w = np.linalg.norm(p[..., _L_SHOULDER, :2] - p[..., _R_SHOULDER, :2], axis=-1)[..., None, None]
+    out = (p - mid[..., None, :]) / np.where(w > 0, w, 1.0)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def landmark_vector(face: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """``(..., 468, 3)`` and ``(..., 33, 3)`` (NaN where missing) -> ``(..., 1503)`` float32 model input."""
+    f = normalize_face(face).reshape(*np.shape(face)[:-2], FACE_DIM)
+    p = normalize_pose(pose).reshape(*np.shape(pose)[:-2], POSE_DIM)
+    return np.concatenate([f, p], -1).astype(np.float32)
+
+
+@dataclass
+class HeadPoseOutput:
+    """``ypr``: (B, 3) radians (yaw, pitch, roll); ``face``: (B, 1404) and ``pose``: (B, 99) the auxiliary
+    landmark predictions (None where the model has no such head)."""
+
+    ypr: torch.Tensor
+    face: torch.Tensor | None = None
+    pose: torch.Tensor | None = None
+
+
+class LandmarkMLP(nn.Module):
+    """``headpose_landmarks``: (B, 1503) landmark vector -> MLP -> (B, 3) yaw, pitch, roll (radians).
+
+    Args:
+        hidden: widths of the hidden layers.
+        dropout: after each hidden layer.
+        use_pose: feed the 99 body numbers (False zeroes them: the face-only ablation).
+    """
+
+    def __init__(self, hidden: tuple[int, ...] = (512, 256, 128), dropout: float = 0.1, use_pose: bool = True):
+        super().__init__()
+        layers, d = [], FACE_DIM + POSE_DIM
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            d = h
+        self.net = nn.Sequential(*layers, nn.Linear(d, 3))
+        self.use_pose = bool(use_pose)
+        self.config = {"hidden": list(hidden), "dropout": dropout, "use_pose": use_pose}
+
+    def forward(self, x: torch.Tensor) -> HeadPoseOutput:
+        if x.dim() != 2 or x.shape[1] != FACE_DIM + POSE_DIM:
+            raise ValueError(f"x: expected (B, {FACE_DIM + POSE_DIM}) landmark vectors, got {tuple(x.shape)}")
+        if not self.use_pose:
+            x = torch.cat([x[:, :FACE_DIM], torch.zeros_like(x[:, FACE_DIM:])], 1)
+        return HeadPoseOutput(self.net(x))
