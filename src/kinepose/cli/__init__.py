@@ -19,6 +19,7 @@ examples:
   kinepose evaluate analytic                               the closed-form IK on the 5 held-out clips
   kinepose ik --model runs/humanoid_hybrid --input joints.npz --output rotations.bvh
   kinepose predict demo.mp4 --body --output demo.bvh       video -> MediaPipe -> joint rotations (--view: page)
+  kinepose headpose neck.mp4 --output neck.csv             head yaw/pitch/roll per frame, range of motion
   kinepose export runs/humanoid_iknet --format onnx        ONNX graph + onnxruntime parity check
   kinepose report runs/humanoid_hybrid                     one HTML page: config, metrics, curves, skeletons
   kinepose view rotations.npz joints.npz --open            3D viewer in the browser, prediction vs truth
@@ -192,11 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export)
 
     from kinepose.cli.features import add_features_command
+    from kinepose.cli.headpose import add_headpose_command
     from kinepose.cli.predict import add_predict_command
     from kinepose.cli.viz import add_viz_commands
 
     add_predict_command(sub)
     add_features_command(sub)
+    add_headpose_command(sub)
     add_viz_commands(sub)
     return parser
 
