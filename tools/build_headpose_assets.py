@@ -16,20 +16,17 @@ import sys
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 
 def main() -> int:
-    from headpose import _data, parser
-
+    from kinepose.frontends.headpose_data import build_headpose_data
     from kinepose.models.headpose import GeometricHeadPose
 
-    args = parser().parse_args([])
-    _faces, hs, lm, _ = _data(args)
-    geo = GeometricHeadPose().fit(lm["face"], hs.rotation)
+    data = build_headpose_data(cache=os.path.join(ROOT, "runs", "cache"), progress=True)
+    geo = GeometricHeadPose().fit(data.face, data.heads.rotation)
     out = os.path.join(ROOT, "src", "kinepose", "models", "headpose", "assets", "mean_face.npy")
     np.save(out, geo.mean_face.astype(np.float32))
-    print(f"{out}: mean face of {int(np.isfinite(lm['face']).all(axis=(1, 2)).sum())} frames")
+    print(f"{out}: mean face of {int(data.found.sum())} frames")
     return 0
 
 

@@ -101,3 +101,26 @@ def test_video_gives_csv_plot_and_range_of_motion(tmp_path, capsys):
     assert rom["lateral_bending_left"]["deg"] == pytest.approx(deg[:, 2].max(), abs=1e-3)
     assert (tmp_path / "exam.png").stat().st_size > 5_000
     assert "range of motion" in capsys.readouterr().out
+
+
+@needs_feat
+def test_train_a_recipe_then_use_the_run(tmp_path, monkeypatch, capsys):
+    """kinepose train configs/headpose_landmarks_residual.yaml on a tiny synthetic set, then kinepose headpose --model
+    RUN on a real photo; bad recipes and an existing run are refused before anything is written."""
+    recipe = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "headpose_landmarks_residual.yaml")
+    monkeypatch.chdir(tmp_path)  # the set's cache goes to ./runs/cache
+    args = ["train", recipe, "steps=30", "data.sequences=1", "data.frames=3", "--out", "run", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "geometric (Kabsch to the mean face)" in printed and "this run" in printed
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["residual"] is True and len(cfg["held_out_identities"]) == 3
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["steps"] == 30 and metrics["test"]["this run"]["count"] == 9
+    assert main(args) == 2 and "--force" in capsys.readouterr().err  # the run is kept
+    assert main(["train", recipe, "nope=1", "--out", "run2"]) == 2
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "run2").exists()
+    out = tmp_path / "hopper.json"
+    assert main(["headpose", HOPPER, "--model", "run", "--output", str(out), "--quiet"]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["model"].startswith("headpose_landmarks") and doc["frames"][0]["face_found"]

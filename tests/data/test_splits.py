@@ -99,3 +99,18 @@ def test_make_split_frame_and_errors():
         make_split("random", GROUPS)
     with pytest.raises(KineposeError, match="one subject label per frame"):
         make_split("subject", 50)
+
+
+def test_group_kfold_covers_every_frame_once_and_never_splits_a_group():
+    from kinepose.data.splits import group_kfold
+
+    groups = np.repeat(np.arange(12), 5)
+    folds = group_kfold(groups, k=4, seed=1)
+    tests = np.concatenate([f["test"] for f in folds])
+    np.testing.assert_array_equal(np.sort(tests), np.arange(60))
+    for f in folds:
+        assert not set(groups[f["train"]]) & set(groups[f["test"]])
+        assert len(set(groups[f["test"]])) == 3
+    assert [f["test"].tolist() for f in group_kfold(groups, 4, 1)] == [f["test"].tolist() for f in folds]
+    with pytest.raises(ValueError, match="k"):
+        group_kfold(groups, k=13)

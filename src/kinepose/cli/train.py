@@ -160,6 +160,15 @@ def _is_lift_recipe(path: str | None) -> bool:
     return load_config(path).get("task") == "lift"
 
 
+def _is_headpose_recipe(path: str | None) -> bool:
+    """A recipe with ``task: headpose`` trains a head-pose network (:mod:`kinepose.training.headpose`)."""
+    if path is None:
+        return False
+    from kinepose.config import load_config
+
+    return load_config(path).get("task") == "headpose"
+
+
 def _cmd_train_lift(args: argparse.Namespace) -> int:
     import os
 
@@ -193,6 +202,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                              "--force")  # fmt: skip
     if args.resume is None and _is_lift_recipe(args.config):
         return _cmd_train_lift(args)
+    if args.resume is None and _is_headpose_recipe(args.config):
+        from kinepose.cli.headpose import train_headpose
+
+        return train_headpose(args)
     cfg, run_dir = _train_config(args)
     if args.quiet:
         cfg["trainer"]["progress_bar"] = False  # this process only: a resumed run's config.yaml stays as it is

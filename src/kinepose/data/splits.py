@@ -21,7 +21,7 @@ import numpy as np
 
 from kinepose.errors import KineposeError
 
-__all__ = ["SPLIT_KINDS", "LeakageWarning", "frame_split", "group_split", "make_split"]
+__all__ = ["SPLIT_KINDS", "LeakageWarning", "frame_split", "group_kfold", "group_split", "make_split"]
 
 #: The kinds :func:`make_split` knows: three group splits and the (leaky) frame split.
 SPLIT_KINDS = ("identity", "subject", "sequence", "frame")
@@ -103,6 +103,35 @@ def group_split(
     out["groups"] = {k: uniq[side == i].tolist() for i, k in enumerate(names)}
     out["leaky"] = False
     out["kind"] = "group"
+    return out
+
+
+def group_kfold(groups: np.ndarray | Sequence, k: int = 4, seed: int = 0) -> list[dict[str, Any]]:
+    """``k`` folds by group: the unique groups, shuffled with ``seed``, dealt into ``k`` near-equal test sets; each
+    fold trains on the other groups. Every frame is in exactly one fold's test set.
+
+    Returns:
+        ``k`` dicts ``{"train", "test"}`` (sorted int64 frame indices), ``"groups"``, ``"leaky"``: False,
+        ``"kind"``: ``"group_kfold"``.
+    Raises:
+        KineposeError: ``k`` < 2 or more folds than groups.
+    """
+    g = np.asarray(groups)
+    if g.ndim != 1:
+        raise KineposeError(f"groups: expected shape (N,), one label per frame, got {g.shape}")
+    uniq, inverse = np.unique(g, return_inverse=True)
+    if not 2 <= int(k) <= len(uniq):
+        raise KineposeError(f"k: need 2 <= k <= the number of groups ({len(uniq)}), got {k}")
+    order = np.random.default_rng(seed).permutation(len(uniq))
+    fold_of = np.empty(len(uniq), dtype=np.int64)
+    fold_of[order] = np.arange(len(uniq)) % int(k)
+    frame_fold = fold_of[inverse.reshape(-1)]
+    out = []
+    for i in range(int(k)):
+        out.append({"train": np.flatnonzero(frame_fold != i).astype(np.int64),
+                    "test": np.flatnonzero(frame_fold == i).astype(np.int64),
+                    "groups": {"train": uniq[fold_of != i].tolist(), "test": uniq[fold_of == i].tolist()},
+                    "leaky": False, "kind": "group_kfold"})  # fmt: skip
     return out
 
 

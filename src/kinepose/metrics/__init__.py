@@ -17,6 +17,7 @@ Modules: :mod:`~kinepose.metrics.positions` (also the Ego-Exo4D hand protocol), 
 :mod:`~kinepose.metrics.temporal` (acceleration, MPJVE), :mod:`~kinepose.metrics.skeletal` (bone-length std).
 """
 
+from kinepose.metrics.headpose import angle_error, headpose_report
 from kinepose.metrics.positions import (
     auc_3d,
     egoexo4d_mpjpe,
@@ -35,12 +36,14 @@ from kinepose.metrics.temporal import acceleration_error, mpjve
 __all__ = [
     "BoneLengthStd",
     "acceleration_error",
+    "angle_error",
     "auc_3d",
     "bone_length_std",
     "egoexo4d_mpjpe",
     "egoexo4d_pa_mpjpe",
     "euler_mae",
     "geodesic_error",
+    "headpose_report",
     "joint_errors",
     "mpjpe",
     "mpjve",

@@ -23,7 +23,17 @@ import torch
 
 from kinepose.models.headpose import LandmarkMLP, create_headpose_dual
 
-__all__ = ["FitResult", "angle_l1", "fit_headpose", "load_headpose_run", "predict_headpose", "save_headpose_run"]
+__all__ = [
+    "RECIPE_DEFAULTS",
+    "FitResult",
+    "angle_l1",
+    "fit_headpose",
+    "load_headpose_run",
+    "predict_headpose",
+    "resolve_recipe",
+    "save_headpose_run",
+    "train_recipe",
+]
 
 
 def angle_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -166,7 +176,7 @@ def load_headpose_run(folder: str | os.PathLike) -> tuple[torch.nn.Module, dict]
     name = config.get("model")
     if name == "headpose_landmarks":
         model = LandmarkMLP(tuple(config.get("hidden", (512, 256, 128))), config.get("dropout", 0.1),
-                            config.get("use_pose", True))  # fmt: skip
+                            config.get("use_pose", True), config.get("residual", False))  # fmt: skip
     elif name == "headpose_dual":
         model = create_headpose_dual(config.get("backbone", "resnet18"), dropout=config.get("dropout", 0.2))
     else:
@@ -179,3 +189,73 @@ def load_headpose_run(folder: str | os.PathLike) -> tuple[torch.nn.Module, dict]
                               os.path.join(os.fspath(folder), "model.pt")) from exc  # fmt: skip
     model.eval()
     return model, config
+
+
+#: Keys of a head-pose recipe (``configs/headpose_*.yaml``) and their defaults.
+RECIPE_DEFAULTS = {
+    "name": "headpose", "task": "headpose", "model": "headpose_landmarks", "hidden": [512, 256, 128],
+    "dropout": 0.1, "use_pose": True,
+    "residual": False, "backbone": "resnet18", "pretrained": False, "freeze": False, "weights": None,
+    "aux_weight": 0.1, "image_size": 112, "steps": 4000, "batch_size": 128, "lr": 1e-3, "max_minutes": 15.0,
+    "seed": 0, "data": {"sequences": 10, "frames": 40, "size": 192, "seed": 0, "test_fraction": 0.25},
+}  # fmt: skip
+
+
+def resolve_recipe(cfg: dict) -> dict:
+    """A recipe with every key (defaults filled in); unknown keys or a wrong model name are an error."""
+    from kinepose.errors import KineposeError
+
+    unknown = sorted(set(cfg) - set(RECIPE_DEFAULTS))
+    if unknown:
+        raise KineposeError(f"head-pose recipe: unknown key(s) {unknown}; accepted: {', '.join(RECIPE_DEFAULTS)}")
+    out = {**RECIPE_DEFAULTS, **cfg, "data": {**RECIPE_DEFAULTS["data"], **(cfg.get("data") or {})}}
+    if out["model"] not in ("headpose_landmarks", "headpose_dual"):
+        raise KineposeError(f"head-pose recipe: model must be headpose_landmarks or headpose_dual, got "
+                            f"{out['model']!r}")  # fmt: skip
+    bad = sorted(set(out["data"]) - set(RECIPE_DEFAULTS["data"]))
+    if bad:
+        accepted = ", ".join(RECIPE_DEFAULTS["data"])
+        raise KineposeError(f"head-pose recipe: unknown data key(s) {bad}; accepted: {accepted}")
+    return out
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if images.shape[1] == size:
+        return images
+    return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
+
+
+def train_recipe(cfg: dict, data, train: np.ndarray, *, steps: int | None = None, max_minutes: float | None = None,
+                 progress: bool = False) -> tuple[torch.nn.Module, np.ndarray, FitResult]:  # fmt: skip
+    """Train a resolved recipe on the frames ``train`` of ``data`` (:class:`kinepose.frontends.headpose_data.
+    HeadposeData`); returns the model, its ``(N, 3)`` predictions on every frame (NaN where a landmark model had no
+    face) and the :class:`FitResult`. ``steps`` / ``max_minutes`` override the recipe's."""
+    hs = data.heads
+    torch.manual_seed(cfg["seed"])
+    common = dict(steps=steps or cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
+                  max_minutes=max_minutes or cfg["max_minutes"], seed=cfg["seed"], progress=progress)  # fmt: skip
+    if cfg["model"] == "headpose_landmarks":
+        model = LandmarkMLP(tuple(cfg["hidden"]), cfg["dropout"], cfg["use_pose"], cfg["residual"])
+        tr = train[data.found[train]]
+        if model.residual:  # the mean face of these training frames
+            from kinepose.models.headpose import GeometricHeadPose
+
+            model.set_mean_face(GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).mean_face)
+        fit = fit_headpose(model, data.vectors[tr], hs.ypr[tr], kind="vectors", augment=False, **common)
+        pred = predict_headpose(model, data.vectors, kind="vectors")
+        pred[~data.found] = np.nan
+        return model, pred, fit
+    model = create_headpose_dual(cfg["backbone"], pretrained=cfg["pretrained"], freeze=cfg["freeze"],
+                                 weights=cfg["weights"], dropout=cfg["dropout"])  # fmt: skip
+    images = _resized(hs.images, int(cfg["image_size"]))
+    aux = dict(aux_face=data.aux_face[train], aux_pose=data.aux_pose[train], aux_weight=cfg["aux_weight"])
+    if cfg["freeze"]:  # cached features: the frozen backbone runs once over every image
+        from kinepose.models.vision.features import extract_features
+
+        feats = extract_features(model.backbone, list(images), images.shape[1], 64).astype(np.float32)
+        fit = fit_headpose(model, feats[train], hs.ypr[train], kind="features", augment=False, **aux, **common)
+        return model, predict_headpose(model, feats, kind="features"), fit
+    fit = fit_headpose(model, images[train], hs.ypr[train], kind="images", **aux, **common)
+    return model, predict_headpose(model, images, kind="images", batch_size=64), fit

@@ -31,8 +31,12 @@ class GeometricHeadPose:
         self.mean_face = np.einsum("nji,nkj->nki", rotation[ok], f).mean(0)  # R^T x per point
         return self
 
-    def rotation(self, face: np.ndarray) -> np.ndarray:
-        """``(N, 468, 3)`` landmarks -> ``(N, 3, 3)`` camera-from-head rotations (NaN where no face)."""
+    def rotation(self, face: np.ndarray, K: np.ndarray | None = None) -> np.ndarray:
+        """``(N, 468, 3)`` landmarks -> ``(N, 3, 3)`` camera-from-head rotations (NaN where no face).
+
+        With ``K`` (``(3, 3)`` or ``(N, 3, 3)`` intrinsics, pixels) the fit is PnP instead (``cv2.solvePnP``,
+        iterative from EPnP): the mean face's points onto the landmarks' pixel positions, MediaPipe's depth unused.
+        """
         import roma
 
         if self.mean_face is None:
@@ -40,6 +44,8 @@ class GeometricHeadPose:
         face = np.asarray(face, dtype=np.float64)
         ok = np.isfinite(face).all(axis=(1, 2))
         out = np.full((len(face), 3, 3), np.nan)
+        if K is not None:
+            return self._pnp(face, np.broadcast_to(np.asarray(K, dtype=np.float64), (len(face), 3, 3)), ok, out)
         if ok.any():
             y = torch.as_tensor(normalize_face(face[ok]))
             x = torch.as_tensor(self.mean_face).expand_as(y)
@@ -47,11 +53,24 @@ class GeometricHeadPose:
             out[ok] = R.numpy()
         return out
 
-    def predict(self, face: np.ndarray) -> np.ndarray:
-        """``(N, 468, 3)`` -> ``(N, 3)`` yaw, pitch, roll radians (NaN where no face)."""
+    def _pnp(self, face: np.ndarray, K: np.ndarray, ok: np.ndarray, out: np.ndarray) -> np.ndarray:
+        import cv2
+
+        obj = np.ascontiguousarray(self.mean_face)
+        for i in np.nonzero(ok)[0]:
+            img = np.ascontiguousarray(face[i, :, :2])
+            good, rvec, tvec = cv2.solvePnP(obj, img, K[i], None, flags=cv2.SOLVEPNP_EPNP)
+            if good:
+                good, rvec, tvec = cv2.solvePnP(obj, img, K[i], None, rvec, tvec, True, cv2.SOLVEPNP_ITERATIVE)
+            if good:
+                out[i] = cv2.Rodrigues(rvec)[0]
+        return out
+
+    def predict(self, face: np.ndarray, K: np.ndarray | None = None) -> np.ndarray:
+        """``(N, 468, 3)`` -> ``(N, 3)`` yaw, pitch, roll radians (NaN where no face); ``K``: see :meth:`rotation`."""
         from kinepose.geometry.headpose import matrix_to_ypr
 
-        R = self.rotation(face)
+        R = self.rotation(face, K)
         out = np.full((len(R), 3), np.nan)
         ok = np.isfinite(R).all(axis=(1, 2))
         if ok.any():

@@ -61,25 +61,54 @@ class HeadPoseOutput:
 class LandmarkMLP(nn.Module):
     """``headpose_landmarks``: (B, 1503) landmark vector -> MLP -> (B, 3) yaw, pitch, roll (radians).
 
+    With ``residual=True`` the network learns on top of the geometric fit instead of from nothing: the Kabsch
+    rotation of the mean face onto the landmarks (``roma.rigid_points_registration``, batched and differentiable)
+    de-rotates the face into the head frame, the MLP sees that pose-free shape, the body numbers and the fit's own
+    rotation (6D), and predicts a correction (axis-angle, starting at zero, so an untrained model *is* the fit);
+    the output is fit @ exp(correction). The mean face is a buffer: :meth:`set_mean_face` before training.
+
     Args:
         hidden: widths of the hidden layers.
         dropout: after each hidden layer.
         use_pose: feed the 99 body numbers (False zeroes them: the face-only ablation).
+        residual: correct the geometric fit (above) rather than regress the angles directly.
     """
 
-    def __init__(self, hidden: tuple[int, ...] = (512, 256, 128), dropout: float = 0.1, use_pose: bool = True):
+    def __init__(self, hidden: tuple[int, ...] = (512, 256, 128), dropout: float = 0.1, use_pose: bool = True,
+                 residual: bool = False) -> None:  # fmt: skip
         super().__init__()
-        layers, d = [], FACE_DIM + POSE_DIM
+        layers, d = [], FACE_DIM + POSE_DIM + (6 if residual else 0)
         for h in hidden:
             layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
             d = h
         self.net = nn.Sequential(*layers, nn.Linear(d, 3))
         self.use_pose = bool(use_pose)
-        self.config = {"hidden": list(hidden), "dropout": dropout, "use_pose": use_pose}
+        self.residual = bool(residual)
+        self.register_buffer("mean_face", torch.zeros(468, 3))
+        if self.residual:
+            nn.init.zeros_(self.net[-1].weight)
+            nn.init.zeros_(self.net[-1].bias)
+        self.config = {"hidden": list(hidden), "dropout": dropout, "use_pose": use_pose, "residual": residual}
+
+    def set_mean_face(self, mean_face) -> None:
+        """The geometric fit's mean face, ``(468, 3)`` (:class:`~kinepose.models.headpose.GeometricHeadPose`)."""
+        self.mean_face.copy_(torch.as_tensor(mean_face, dtype=self.mean_face.dtype))
 
     def forward(self, x: torch.Tensor) -> HeadPoseOutput:
         if x.dim() != 2 or x.shape[1] != FACE_DIM + POSE_DIM:
             raise ValueError(f"x: expected (B, {FACE_DIM + POSE_DIM}) landmark vectors, got {tuple(x.shape)}")
         if not self.use_pose:
             x = torch.cat([x[:, :FACE_DIM], torch.zeros_like(x[:, FACE_DIM:])], 1)
-        return HeadPoseOutput(self.net(x))
+        if not self.residual:
+            return HeadPoseOutput(self.net(x))
+        import roma
+
+        from kinepose.geometry.headpose import matrix_to_ypr
+
+        face = x[:, :FACE_DIM].reshape(-1, 468, 3)  # (B, 468, 3) normalized, camera axes
+        R0, _t, _s = roma.rigid_points_registration(self.mean_face.expand_as(face), face, compute_scaling=True)
+        R0 = R0.detach()  # (B, 3, 3) the fit, camera from head
+        shape = face @ R0  # (B, 468, 3) rows R0^T p: the face in the head frame
+        z = torch.cat([shape.reshape(-1, FACE_DIM), x[:, FACE_DIM:], R0[..., :2].transpose(1, 2).reshape(-1, 6)], 1)
+        R = R0 @ roma.rotvec_to_rotmat(self.net(z))  # (B, 3, 3)
+        return HeadPoseOutput(matrix_to_ypr(R))
