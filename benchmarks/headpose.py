@@ -9,8 +9,8 @@ Each recipe is a YAML file under ``configs/headpose_*.yaml``.
     .venv-vision/bin/python benchmarks/headpose.py            # every recipe, about 40 minutes on 2 cores
 
 Writes ``benchmarks/results/headpose.json``, the ``headpose`` section of ``benchmarks/RESULTS.md`` and the README
-table between ``<!-- headpose-table -->`` markers. ``--device cuda`` with ``--recipes headpose_dual_gpu`` is the
-GPU scale-up (not measured here: no GPU).
+table between the ``<!-- headpose-table:begin -->`` and ``<!-- headpose-table:end -->`` markers. ``--device cuda
+--size 224 --recipes headpose_dual_gpu`` is the GPU scale-up (not measured here: no GPU).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2, help="render processes")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="where the networks train: cpu, or cuda for the GPU recipes")
     ap.add_argument("--cache", default=os.path.join(ROOT, "runs", "cache"))
     ap.add_argument("--runs", default=os.path.join(ROOT, "runs", "headpose"), help="run folders of the recipes")
     ap.add_argument("--no-write", action="store_true", help="print, do not write results")
@@ -136,7 +136,8 @@ def main(argv=None) -> int:
     for name in [r for r in args.recipes.split(",") if r]:
         cfg = _load_recipe(name)
         print(f"-- {name}")
-        model, pred, fit = train_recipe(cfg, data, tr, steps=args.steps, max_minutes=args.max_minutes, progress=True)
+        model, pred, fit = train_recipe(cfg, data, tr, steps=args.steps, max_minutes=args.max_minutes, progress=True,
+                                        device=args.device)  # fmt: skip
         rep = _report(pred, hs, te, found)
         ms = _ms_per_image(cfg, model, data, te) + (data.mediapipe_ms if cfg["model"] == "headpose_landmarks" else 0)
         rows.append({"name": name, "kind": _kind(cfg), "ms": ms, "train_s": fit.seconds, "steps": fit.steps,
@@ -145,12 +146,17 @@ def main(argv=None) -> int:
               f"{fit.steps} steps in {fit.seconds:.0f} s")  # fmt: skip
         if name in LEAK_RECIPES:  # the leak, measured: the same recipe on a random frame split
             fs = frame_split(len(hs), test_fraction=args.test_fraction, seed=args.seed, force=True)
-            _m, pred_f, _fit = train_recipe(cfg, data, fs["train"], steps=args.steps, max_minutes=args.max_minutes)
+            _m, pred_f, _fit = train_recipe(cfg, data, fs["train"], steps=args.steps, max_minutes=args.max_minutes,
+                                            device=args.device)  # fmt: skip
             which = "face_found" if cfg["model"] == "headpose_landmarks" else "all"
             leak[name] = {"identity_split": rep[which], "frame_split": _report(pred_f, hs, fs["test"], found)[which]}
         if not args.no_write:
-            save_headpose_run(os.path.join(args.runs, name), model, {**cfg, "held_out_identities": test_ids},
-                              {k: rep[k] for k in ("all", "face_found")}, mean_face=geo.mean_face)  # fmt: skip
+            save_headpose_run(
+                os.path.join(args.runs, name),
+                model,
+                cfg,
+                {"held_out_identities": test_ids, **{k: rep[k] for k in ("all", "face_found")}},
+            )
 
     cv = _cross_validate(args, data) if args.folds else {}
 
@@ -223,7 +229,7 @@ def _markdown(r: dict) -> tuple[str, list[str]]:
     leak = ["| recipe | identity split, mean MAE | frame split (leaks), mean MAE | ratio |", "|---|---:|---:|---:|"]
     for name, d in r["leak"].items():
         i, f = d["identity_split"]["mae_mean"], d["frame_split"]["mae_mean"]
-        leak.append(f"| {name} | {_f(i)} | {_f(f)} | {i / f:.1f}x |")
+        leak.append(f"| {name} | {_f(i)} | {_f(f)} | {'-' if not (i and f) else f'{i / f:.1f}x'} |")
     cv = [
         "| model | "
         + " | ".join(f"fold {k}" for k in range(len(next(iter(r["cv"].values()), []))))

@@ -114,9 +114,15 @@ def test_train_a_recipe_then_use_the_run(tmp_path, monkeypatch, capsys):
     printed = capsys.readouterr().out
     assert "geometric (Kabsch to the mean face)" in printed and "this run" in printed
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert cfg["residual"] is True and len(cfg["held_out_identities"]) == 3
+    assert cfg["residual"] is True and cfg["task"] == "headpose"
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["steps"] == 30 and metrics["test"]["this run"]["count"] == 9
+    assert metrics["steps"] == 30 and len(metrics["held_out_identities"]) == 3 and metrics["test_frames"] == 9
+    assert metrics["test"]["this run"]["count"] == metrics["test_frames_face_found"]
+    # the stored recipe repeats the run
+    assert main(["train", str(tmp_path / "run" / "config.json"), "--out", "again", "--quiet"]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["test"]["this run"]["mae_mean"] == pytest.approx(metrics["test"]["this run"]["mae_mean"], abs=1e-6)
+    assert main(["train", "--resume", "run"]) == 2 and "cannot be resumed" in capsys.readouterr().err
     assert main(args) == 2 and "--force" in capsys.readouterr().err  # the run is kept
     assert main(["train", recipe, "nope=1", "--out", "run2"]) == 2
     assert "nope" in capsys.readouterr().err and not (tmp_path / "run2").exists()
@@ -124,3 +130,88 @@ def test_train_a_recipe_then_use_the_run(tmp_path, monkeypatch, capsys):
     assert main(["headpose", HOPPER, "--model", "run", "--output", str(out), "--quiet"]) == 0
     doc = json.loads(out.read_text())
     assert doc["model"].startswith("headpose_landmarks") and doc["frames"][0]["face_found"]
+
+
+@pytest.mark.parametrize("ypr_deg", [(0.0, 0.0, 0.0), (50.0, -20.0, 10.0), (-60.0, 25.0, -15.0)])
+def test_head_crop_frames_the_rotation_centre_as_the_renders(ypr_deg):
+    """Faces of known pose, scale and place: the crop puts the head's rotation centre where the training renders
+    have it, (0.5, 0.4) of the side, and a side of CROP_SIDE_M metres, whatever the pose."""
+    import cv2
+
+    from kinepose.frontends.headpose import CROP_SIDE_M, head_crop
+    from kinepose.geometry.headpose import ypr_to_matrix
+    from kinepose.render.heads import PIVOT
+
+    rng = np.random.default_rng(0)
+    verts = rng.normal(size=(468, 3)) * 0.05 - PIVOT  # a face whose centroid is -PIVOT from the rotation centre
+    verts -= verts.mean(0) + PIVOT
+    verts[10], verts[152] = [0, -0.0785, -0.09], [0, 0.0785, -0.09]  # forehead to chin 0.157 m, as the mean face
+    verts -= verts.mean(0) + PIVOT
+    R = ypr_to_matrix(np.radians(ypr_deg))
+    k, centre = 900.0, np.array([400.0, 300.0])  # pixels per metre, the rotation centre in the image
+    face = (verts @ R.T) * k
+    face[:, :2] += centre
+    img = np.zeros((600, 800, 3), np.uint8)
+    cv2.circle(img, (400, 300), 3, (255, 255, 255), -1)
+    cv2.circle(img, (400 + int(0.1 * k), 300), 3, (255, 0, 0), -1)
+    crop = head_crop(img, face, 128, R).astype(float)
+    white = np.argwhere(crop.min(-1) > 100).mean(0)  # (y, x) of the rotation centre
+    red = np.argwhere((crop[..., 0] > 60) & (crop[..., 2] < 30)).mean(0)
+    np.testing.assert_allclose(white, [0.40 * 128, 0.50 * 128], atol=1.5)
+    np.testing.assert_allclose(red[1] - white[1], 0.1 / CROP_SIDE_M * 128, atol=1.5)
+
+
+def _frames(tmp_path, n, blank=()):
+    """A folder of n frames of Grace Hopper (shifted a little each frame), the frames in ``blank`` without her."""
+    import cv2
+
+    img = cv2.imread(HOPPER)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t in range(n):
+        f = np.roll(img, 3 * t, axis=1) if t not in blank else np.full_like(img, 90)
+        cv2.imwrite(str(folder / f"f{t}.png"), f)
+    return folder
+
+
+def test_folder_with_gaps_gives_per_frame_rows_a_plot_and_a_view(tmp_path, capsys):
+    folder = _frames(tmp_path, 7, blank=(3,))
+    out = tmp_path / "pose.json"
+    assert main(["headpose", str(folder), "--output", str(out), "--view", "--quiet"]) == 0
+    doc = json.loads(out.read_text())
+    found = [f["face_found"] for f in doc["frames"]]
+    assert found == [True, True, True, False, True, True, True]
+    assert doc["frames"][3]["yaw"] is None and doc["frames"][0]["file"] == "f0.png"
+    rom = doc["range_of_motion"]
+    assert rom["frames_used"] == 6 and rom["runs"] == 2 and rom["frames_smoothed"] == 0  # runs of 3 < 5 frames
+    assert (tmp_path / "pose.png").exists() and (tmp_path / "pose_view.mp4").stat().st_size > 1000
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]  # no temporary file left
+    # outputs inside the input folder would become frames of the next run: refused
+    assert main(["headpose", str(folder), "--output", str(folder / "x.json")]) == 2
+    assert "inside the input folder" in capsys.readouterr().err and not (folder / "x.json").exists()
+
+
+def test_a_failing_output_leaves_the_users_files_as_they_were(tmp_path, monkeypatch):
+    folder = _frames(tmp_path, 2)
+    out = tmp_path / "pose.csv"
+    out.write_text("old")
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("kinepose.viz.headpose.plot_headpose", broken)
+    assert main(["headpose", str(folder), "--output", str(out), "--force", "--quiet"]) == 2
+    assert out.read_text() == "old" and not (tmp_path / "pose_rom.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "pose.csv"]  # no temporary file left
+
+
+def test_train_refuses_to_overwrite_another_kind_of_run(tmp_path, capsys):
+    recipe = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "headpose_landmarks.yaml")
+    run = tmp_path / "joints_run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: {family: hybrid}\n")
+    (run / "model.pt").write_bytes(b"weights")
+    assert main(["train", recipe, "--out", str(run)]) == 2
+    assert "already holds a run" in capsys.readouterr().err and (run / "model.pt").read_bytes() == b"weights"
+    assert main(["train", recipe, "steps=0", "--out", str(tmp_path / "r")]) == 2
+    assert "steps" in capsys.readouterr().err

@@ -34,7 +34,9 @@ def add_headpose_command(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("input", metavar="IMAGE|VIDEO|FOLDER", help="a photo, a video file, or a folder of images")
-    p.add_argument("--model", default="geometric", help="geometric (default), landmarks, or a run folder")
+    p.add_argument("--model", default="geometric",
+                   help="geometric (default, no learning) or a head-pose run folder (kinepose train "
+                        "configs/headpose_*.yaml)")  # fmt: skip
     p.add_argument("--output", required=True, help="per-frame results: .csv or .json")
     p.add_argument("--view", action="store_true",
                    help="also draw the head's axes: F_view.jpg for a photo, F_view.mp4 for a video or "
@@ -57,7 +59,14 @@ def _outputs(args: argparse.Namespace, kind: str) -> dict[str, str]:
             out["range of motion"] = stem + "_rom.json"
     if args.view:
         out["--view"] = stem + ("_view.jpg" if kind == "image" else "_view.mp4")
+    inside = os.path.isdir(args.input)
     for option, path in out.items():
+        if inside and os.path.commonpath([os.path.abspath(args.input), os.path.abspath(path)]) == os.path.abspath(
+                args.input):  # fmt: skip
+            raise ValueError(f"{option}: {path} is inside the input folder {args.input}; its images are the frames, "
+                             "so write the outputs elsewhere")  # fmt: skip
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise ValueError(f"{option}: {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist")
         if os.path.exists(args.input) and same_file(path, args.input):
             raise ValueError(f"{option}: {path} is the input; writing there would overwrite it")
         check_output(option, path, (args.model,))
@@ -86,21 +95,35 @@ def _cmd_headpose(args: argparse.Namespace) -> int:
     if n == 0:
         raise ValueError(f"{args.input}: no face found in {track.num_frames} frame(s); nothing written")
     rom = range_of_motion(track) if media.kind != "image" else None
-    from kinepose.viz.headpose import plot_headpose, write_headpose, write_view
-
-    write_headpose(outs["--output"], track, rom, CONVENTION)
-    if "range of motion" in outs:
-        import json
-
-        from kinepose._atomic import atomic_write
-
-        atomic_write(outs["range of motion"], lambda f: f.write(json.dumps(rom, indent=1) + "\n"))
-    if "plot" in outs:
-        plot_headpose(outs["plot"], track, rom)
-    if "--view" in outs:
-        write_view(outs["--view"], media, track)
+    _write_all(outs, media, track, rom)
     _summary(args, media, track, rom, outs)
     return 0
+
+
+def _write_all(outs: dict[str, str], media, track, rom) -> None:
+    """Every output to a temporary file beside it first, renamed into place only when all were written: a failure
+    (a codec missing for the video, a full disk) leaves the user's files as they were."""
+    import json
+
+    from kinepose._atomic import atomic_write
+    from kinepose.viz.headpose import plot_headpose, write_headpose, write_view
+
+    tmp = {k: os.path.join(os.path.dirname(os.path.abspath(p)), f".{os.path.basename(p)}.{os.getpid()}.tmp"
+                           f"{os.path.splitext(p)[1]}") for k, p in outs.items()}  # fmt: skip
+    try:
+        write_headpose(tmp["--output"], track, rom, CONVENTION)
+        if "range of motion" in outs:
+            atomic_write(tmp["range of motion"], lambda f: f.write(json.dumps(rom, indent=1) + "\n"))
+        if "plot" in outs:
+            plot_headpose(tmp["plot"], track, rom)
+        if "--view" in outs:
+            write_view(tmp["--view"], media, track)
+        for k, path in outs.items():
+            os.replace(tmp[k], path)
+    finally:
+        for path in tmp.values():
+            if os.path.lexists(path):
+                os.remove(path)
 
 
 def _summary(args, media, track, rom, outs) -> None:
@@ -127,47 +150,38 @@ def _summary(args, media, track, rom, outs) -> None:
 def train_headpose(args: argparse.Namespace) -> int:
     """``kinepose train configs/headpose_*.yaml``: render (or read the cached) synthetic set, run MediaPipe on it,
     train the recipe on 9 identities, score it and the geometric fit on the 3 held out, write the run folder."""
-    import numpy as np
-
     from kinepose.config import merge_config
     from kinepose.training.headpose import RECIPE_DEFAULTS, resolve_recipe
 
-    if args.resume is not None or args.skeleton:
-        raise ValueError("--resume and --skeleton are for joints-to-rotations recipes; a head-pose recipe (task: "
-                         "headpose) trains in one go")  # fmt: skip
+    if args.skeleton:
+        raise ValueError("--skeleton is for joints-to-rotations recipes; a head-pose recipe (task: headpose) has none")
     cfg = resolve_recipe(merge_config(RECIPE_DEFAULTS, args.config, list(args.overrides)))
     run_dir = args.out or os.path.join("runs", cfg["name"])
-    if os.path.exists(os.path.join(run_dir, "config.json")) and not args.force:
-        raise ValueError(f"--out: {run_dir} already holds a run; pass --force to replace it (or another --out)")
+    taken = [f for f in ("config.json", "model.pt", "config.yaml", "checkpoints", "lifter.pt")
+             if os.path.lexists(os.path.join(run_dir, f))]  # fmt: skip
+    if taken and not args.force:
+        raise ValueError(f"--out: {run_dir} already holds a run ({', '.join(taken)}); pass --force to replace it (or "
+                         f"another --out)")  # fmt: skip
     from kinepose._progress import progress_enabled
-    from kinepose.data.splits import group_split
     from kinepose.frontends.headpose_data import build_headpose_data
-    from kinepose.metrics.headpose import headpose_report
-    from kinepose.models.headpose import GeometricHeadPose
-    from kinepose.training.headpose import save_headpose_run, train_recipe
+    from kinepose.training.headpose import evaluate_recipe, save_headpose_run
 
     bar = progress_enabled(not args.quiet)
     d = cfg["data"]
     data = build_headpose_data(d["sequences"], d["frames"], d["size"], d["seed"], os.path.join("runs", "cache"),
                                progress=bar)  # fmt: skip
-    hs = data.heads
-    split = group_split(hs.identity, test_fraction=d["test_fraction"], seed=d["seed"])
-    te = split["test"]
-    model, pred, fit = train_recipe(cfg, data, split["train"], progress=bar)
-    geo = GeometricHeadPose().fit(data.face[split["train"]], hs.rotation[split["train"]])
-    reports = {
-        "this run": headpose_report(pred[te], hs.ypr[te]),
-        "geometric (Kabsch to the mean face)": headpose_report(geo.predict(data.face[te]), hs.ypr[te]),
-    }
-    held_out = sorted({hs.identities[i] for i in np.unique(hs.identity[te])})
-    save_headpose_run(run_dir, model, {**cfg, "held_out_identities": held_out},
-                      {"test": reports, "steps": fit.steps, "train_seconds": fit.seconds,
-                       "stopped_by": fit.stopped_by}, mean_face=geo.mean_face)  # fmt: skip
+    res = evaluate_recipe(cfg, data, progress=bar)
+    save_headpose_run(run_dir, res.model, cfg, res.metrics)
+    fit, held_out = res.fit, res.metrics["held_out_identities"]
     print(f"\nTrained {cfg['name']} ({cfg['model']}) in {fit.seconds:.0f} s, {fit.steps} steps (stopped by "
           f"{fit.stopped_by}); run folder {run_dir}")  # fmt: skip
-    print(f"Held-out identities ({', '.join(held_out)}), {len(te)} frames; degrees:")
-    print(f"  {'model':38s} {'yaw':>6s} {'pitch':>6s} {'roll':>6s} {'mean':>6s} {'geodesic':>9s} {'face found':>10s}")
-    for name, r in reports.items():
-        print(f"  {name:38s} {r['mae_yaw']:6.2f} {r['mae_pitch']:6.2f} {r['mae_roll']:6.2f} {r['mae_mean']:6.2f} "
-              f"{r['geodesic_mean']:9.2f} {100 * r['detected']:9.0f}%")  # fmt: skip
+    n_te, n_found = res.metrics["test_frames"], res.metrics["test_frames_face_found"]
+    print(f"Held-out identities ({', '.join(held_out)}): {n_te} frames, MediaPipe found the face in {n_found}; "
+          f"degrees over those {n_found}:")  # fmt: skip
+    print(f"  {'model':38s} {'yaw':>6s} {'pitch':>6s} {'roll':>6s} {'mean':>6s} {'geodesic':>9s}")
+    for name, r in res.metrics["test"].items():
+        cells = " ".join("     -" if r[k] is None else f"{r[k]:6.2f}" for k in ("mae_yaw", "mae_pitch", "mae_roll",
+                                                                                 "mae_mean"))  # fmt: skip
+        geo = "        -" if r["geodesic_mean"] is None else f"{r['geodesic_mean']:9.2f}"
+        print(f"  {name:38s} {cells} {geo}")
     return 0

@@ -162,7 +162,9 @@ def _is_lift_recipe(path: str | None) -> bool:
 
 def _is_headpose_recipe(path: str | None) -> bool:
     """A recipe with ``task: headpose`` trains a head-pose network (:mod:`kinepose.training.headpose`)."""
-    if path is None:
+    import os
+
+    if path is None or not os.path.isfile(path):
         return False
     from kinepose.config import load_config
 
@@ -195,6 +197,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         import os
 
+        if _is_headpose_recipe(os.path.join(args.resume, "config.json")):
+            raise ValueError(f"--resume {args.resume}: a head-pose run (task: headpose) trains in one go and cannot "
+                             f"be resumed; train it again: kinepose train {os.path.join(args.resume, 'config.json')} "
+                             f"--out {args.resume} --force")  # fmt: skip
         stored = os.path.join(args.resume, "config.yaml")
         if os.path.isfile(stored) and _is_lift_recipe(stored):
             raise ValueError(f"--resume {args.resume}: a lifting run (task: lift) trains in one go and cannot be "

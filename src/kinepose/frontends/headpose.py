@@ -26,9 +26,10 @@ from kinepose.errors import KineposeError
 __all__ = ["HeadPoseTrack", "draw_head_axes", "estimate_headpose", "load_estimator", "range_of_motion"]
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "headpose", "assets")
-#: Framing of the synthetic training images (near-frontal medians): face height (landmarks 10 to 152) over the
-#: image side, and where the face's centroid sits in the image.
-CROP_FACE_HEIGHT, CROP_CENTROID = 0.40, (0.50, 0.31)
+#: Framing of the synthetic training images (:func:`kinepose.render.heads.render_head`): the image side in metres
+#: at the head (a 0.24 m head spans 56 % on average), where the head's rotation centre sits in the image, and the
+#: mean forehead-to-chin distance (landmarks 10 to 152) of the 12 identities, which gives the pixels per metre.
+CROP_SIDE_M, CROP_PIVOT, FOREHEAD_CHIN_M = 0.24 / 0.56, (0.50, 0.40), 0.157
 
 
 @dataclass
@@ -88,6 +89,10 @@ class _Run(_Estimator):
         self.kind = self.config["model"]
         self.needs_pose = self.kind == "headpose_landmarks"
         self.name = f"{self.kind} ({folder})"
+        if self.kind == "headpose_dual":  # the crop is centred on the head's rotation centre: the fit says where
+            from kinepose.models.headpose import GeometricHeadPose
+
+            self._geometric = GeometricHeadPose(np.load(os.path.join(ASSETS, "mean_face.npy")).astype(np.float64))
 
     def predict(self, rgb, face, pose):
         import torch
@@ -99,21 +104,34 @@ class _Run(_Estimator):
                 p = np.full((33, 3), np.nan) if pose is None else pose
                 x = torch.from_numpy(landmark_vector(face[None], p[None]))
                 return self.model(x).ypr[0].double().numpy()
-            crop = head_crop(rgb, face, int(self.config.get("image_size", 112)))
+            R = self._geometric.rotation(face[None])[0]
+            crop = head_crop(rgb, face, int(self.config.get("image_size", 112)), R)
             x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0
             return self.model(x).ypr[0].double().numpy()
 
 
-def head_crop(rgb: np.ndarray, face: np.ndarray, size: int) -> np.ndarray:
-    """``(size, size, 3)`` crop around a face, framed as the synthetic training images (replicated border)."""
+def head_crop(rgb: np.ndarray, face: np.ndarray, size: int, R: np.ndarray) -> np.ndarray:
+    """``(size, size, 3)`` crop framed as the synthetic training images: the same metres per image side and the head's
+    rotation centre at the same place, whatever the pose (replicated border).
+
+    Args:
+        rgb: ``(H, W, 3)`` uint8.
+        face: ``(468, 3)`` FaceMesh pixels (z scaled like x: the forehead-to-chin distance does not shrink with pitch).
+        size: output side, pixels.
+        R: ``(3, 3)`` the head's rotation (the geometric fit's), which places the rotation centre behind the face.
+    """
     import cv2
 
-    side = float(np.linalg.norm(face[10] - face[152])) / CROP_FACE_HEIGHT
-    c = face[:, :2].mean(0)
-    x0, y0 = c[0] - CROP_CENTROID[0] * side, c[1] - CROP_CENTROID[1] * side
-    s = size / side
-    M = np.array([[s, 0, -x0 * s], [0, s, -y0 * s]])
-    return cv2.warpAffine(rgb, M, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    from kinepose.render.heads import PIVOT
+
+    px_per_m = float(np.linalg.norm(face[10] - face[152])) / FOREHEAD_CHIN_M
+    pivot = face[:, :2].mean(0) + (np.asarray(R)[:2] @ PIVOT) * px_per_m  # the face centroid is -PIVOT from it
+    side = CROP_SIDE_M * px_per_m
+    x0, y0 = pivot[0] - CROP_PIVOT[0] * side, pivot[1] - CROP_PIVOT[1] * side
+    n = max(round(side), 1)
+    M = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]) * (n / side)  # crop at (about) full resolution ...
+    crop = cv2.warpAffine(rgb, M, (n, n), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)  # ... then shrink with area averaging
 
 
 def load_estimator(model: str) -> _Estimator:
@@ -182,13 +200,14 @@ def estimate_headpose(media, estimator: _Estimator, progress: bool = False) -> H
 def range_of_motion(track: HeadPoseTrack, smooth: int = 5) -> dict:
     """Cervical range of motion, degrees, over the frames with a face.
 
-    Each angle is median-filtered over ``smooth`` frames first (a single-frame detector glitch is not a range).
+    Each angle is median-filtered over ``smooth`` frames first (a single-frame detector glitch is not a range),
+    within each run of consecutive frames with a face (runs shorter than ``smooth`` stay as they are).
 
     Returns:
         ``rotation_left`` (max yaw), ``rotation_right`` (-min yaw), ``extension`` (max pitch), ``flexion``
         (-min pitch), ``lateral_bending_left`` (max roll), ``lateral_bending_right`` (-min roll), each with the
-        frame where it was reached, plus ``frames_used``. Values are negative when the head never crossed
-        neutral on that side.
+        frame where it was reached, plus ``frames_used``, ``frames_smoothed`` and ``runs``. Values are negative
+        when the head never crossed neutral on that side.
     """
     ok = np.nonzero(track.found)[0]
     if len(ok) == 0:
@@ -196,9 +215,14 @@ def range_of_motion(track: HeadPoseTrack, smooth: int = 5) -> dict:
     from scipy.ndimage import median_filter
 
     deg = np.degrees(track.ypr[ok])
-    if smooth > 1 and len(ok) >= smooth:
-        deg = median_filter(deg, size=(smooth, 1), mode="nearest")
-    out: dict = {"frames_used": len(ok), "smooth_frames": int(smooth)}
+    runs = np.split(np.arange(len(ok)), np.flatnonzero(np.diff(ok) > 1) + 1)  # consecutive frames with a face
+    filtered = 0
+    for run in runs:  # never across a gap: the frames on either side of it are not neighbours
+        if smooth > 1 and len(run) >= smooth:
+            deg[run] = median_filter(deg[run], size=(smooth, 1), mode="nearest")
+            filtered += len(run)
+    out: dict = {"frames_used": len(ok), "smooth_frames": int(smooth), "frames_smoothed": filtered,
+                 "runs": len(runs)}  # fmt: skip
     for key, col, sign in (("rotation_left", 0, 1), ("rotation_right", 0, -1), ("extension", 1, 1),
                            ("flexion", 1, -1), ("lateral_bending_left", 2, 1),
                            ("lateral_bending_right", 2, -1)):  # fmt: skip

@@ -53,11 +53,15 @@ def build_headpose_data(sequences: int = 10, frames: int = 40, size: int = 192, 
         progress: progress bars.
     """
     from kinepose._atomic import atomic_write
-    from kinepose.frontends.face import detect_landmarks, face_models_from_photos
+    from kinepose.frontends.face import detect_landmarks, face_models_from_photos, packaged_face_photos
+    from kinepose.frontends.mediapipe import import_mediapipe
     from kinepose.models.headpose import landmark_vector, normalize_face, normalize_pose
-    from kinepose.render.head_dataset import load_head_set, render_head_set
+    from kinepose.render.head_dataset import RANGES_DEG, load_head_set, render_head_set
 
-    key = hashlib.sha1(f"{sequences}-{frames}-{size}-{seed}-v1".encode()).hexdigest()[:10]
+    photos = [(p.name, os.path.basename(p.path), p.package) for p in packaged_face_photos()]
+    # everything the set depends on: a new photo, MediaPipe version or render change gives a new file
+    text = f"{sequences}-{frames}-{size}-{seed}-{photos}-{import_mediapipe().__version__}-{RANGES_DEG}-render2"
+    key = hashlib.sha1(text.encode()).hexdigest()[:10]
     paths = (None, None)
     if cache is not None:
         os.makedirs(cache, exist_ok=True)

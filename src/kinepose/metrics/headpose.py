@@ -136,6 +136,11 @@ def headpose_report(
 
     scale = np.pi / 180.0 if degrees_in else 1.0
     det = ~np.isnan(p).any(-1)  # (N,)
+    partial = np.isnan(p).any(-1) & ~np.isnan(p).all(-1)
+    if partial.any():
+        i = int(np.flatnonzero(partial)[0])
+        raise KineposeError(f"pred_ypr: row {i} is partly NaN ({p[i].tolist()}); a frame without a face is NaN in all "
+                            "three angles")  # fmt: skip
     p = convert_ypr(np.where(det[:, None], p, 0.0) * scale, convention, "kinepose")  # radians, NaN rows zeroed
     t = convert_ypr(t * scale, convention, "kinepose")
     err = np.rad2deg(angle_error(p, t))  # (N, 3) degrees

@@ -186,8 +186,10 @@ def render_head(face: FaceModel, R: np.ndarray, rng: np.random.Generator, size: 
     """
     cv2 = _cv2()
     R = np.asarray(R, dtype=np.float64)
-    if R.shape != (3, 3) or abs(np.linalg.det(R) - 1) > 1e-6:
+    if R.shape != (3, 3):
         raise ValueError(f"R: expected a (3, 3) rotation matrix, got shape {R.shape}")
+    if not np.allclose(R.T @ R, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
+        raise ValueError(f"R: not a rotation matrix (R^T R != I or det {np.linalg.det(R):.3g} != 1)")
     sc = rng if scene is None else scene
     s = int(size)
     f = s * sc.uniform(1.6, 2.4)
@@ -251,7 +253,7 @@ def render_head(face: FaceModel, R: np.ndarray, rng: np.random.Generator, size: 
     visible = np.zeros(468, bool)
     visible[tri[front].ravel()] = True
     # occluder: a hand, a cup, a microphone...
-    occluded = bool(rng.random() < occlusion)
+    occluded = bool(rng.random() < occlusion) and bool(visible.any())
     if occluded:
         vis = np.nonzero(visible)[0]
         cx, cy = uvp[vis[int(rng.integers(len(vis)))]]

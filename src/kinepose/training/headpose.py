@@ -26,7 +26,9 @@ from kinepose.models.headpose import LandmarkMLP, create_headpose_dual
 __all__ = [
     "RECIPE_DEFAULTS",
     "FitResult",
+    "RecipeResult",
     "angle_l1",
+    "evaluate_recipe",
     "fit_headpose",
     "load_headpose_run",
     "predict_headpose",
@@ -43,7 +45,7 @@ def angle_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def _images_to_float(x: torch.Tensor, size: int | None, augment: bool, gen: torch.Generator | None) -> torch.Tensor:
-    """(B, H, W, 3) uint8 -> (B, 3, size, size) float in [0, 1]."""
+    """(B, H, W, 3) uint8 -> (B, 3, size, size) float in [0, 1] (on ``x``'s device)."""
     x = x.permute(0, 3, 1, 2).float() / 255.0
     if augment:
         B, _, H, W = x.shape
@@ -51,7 +53,7 @@ def _images_to_float(x: torch.Tensor, size: int | None, augment: bool, gen: torc
         x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="replicate")
         dx, dy = (int(v) for v in torch.randint(0, 2 * pad + 1, (2,), generator=gen))
         x = x[:, :, dy : dy + H, dx : dx + W]
-        x = x * (0.8 + 0.4 * torch.rand(B, 1, 1, 1, generator=gen))
+        x = x * (0.8 + 0.4 * torch.rand(B, 1, 1, 1, generator=gen)).to(x.device)
     if size is not None and x.shape[-1] != size:
         x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x.clamp(0, 1)
@@ -79,7 +81,8 @@ def _forward(model, x: torch.Tensor, kind: str, size: int | None, augment: bool,
 def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *, kind: str, steps: int = 2000,
                  batch_size: int = 64, lr: float = 1e-3, max_minutes: float = 15.0, aux_face: np.ndarray | None = None,
                  aux_pose: np.ndarray | None = None, aux_weight: float = 0.0, image_size: int | None = None,
-                 augment: bool = True, seed: int = 0, progress: bool = False) -> FitResult:  # fmt: skip
+                 augment: bool = True, seed: int = 0, progress: bool = False,
+                 device: str = "cpu") -> FitResult:  # fmt: skip
     """Train ``model`` in place.
 
     Args:
@@ -90,11 +93,15 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         aux_weight: weight of the auxiliary landmark loss (0 = off).
         image_size: images are resized to it (kind ``"images"``).
         max_minutes: wall-clock budget; the loop stops at whichever of ``steps`` and the budget comes first.
+        device: where the model trains (``"cuda"`` for the GPU recipes); the data stays on the CPU, batch by batch.
     """
     if kind not in ("images", "features", "vectors"):
         raise ValueError(f"kind: expected 'images', 'features' or 'vectors', got {kind!r}")
     if len(inputs) != len(ypr) or len(ypr) == 0:
         raise ValueError(f"inputs ({len(inputs)}) and ypr ({len(ypr)}) must have the same, non-zero length")
+    if steps < 1 or batch_size < 1:
+        raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
+    model.to(device)
     gen = torch.Generator().manual_seed(seed)
     x_all = torch.from_numpy(np.ascontiguousarray(inputs))
     y_all = torch.as_tensor(ypr, dtype=torch.float32)
@@ -114,11 +121,12 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         idx = torch.randint(0, len(y_all), (batch_size,), generator=gen)
-        out = _forward(model, x_all[idx], kind, image_size, augment, gen)
-        loss = angle_l1(out.ypr, y_all[idx])
+        out = _forward(model, x_all[idx].to(device), kind, image_size, augment, gen)
+        loss = angle_l1(out.ypr, y_all[idx].to(device))
         if use_aux and out.face is not None:
-            lf = (((out.face - af[idx]) ** 2).mean(1) * mf[idx]).sum() / mf[idx].sum().clamp(min=1)
-            lp = (((out.pose - ap[idx]) ** 2).mean(1) * mp_[idx]).sum() / mp_[idx].sum().clamp(min=1)
+            fi, pi, wf, wp = af[idx].to(device), ap[idx].to(device), mf[idx].to(device), mp_[idx].to(device)
+            lf = (((out.face - fi) ** 2).mean(1) * wf).sum() / wf.sum().clamp(min=1)
+            lp = (((out.pose - pi) ** 2).mean(1) * wp).sum() / wp.sum().clamp(min=1)
             loss = loss + aux_weight * (lf + lp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,17 +144,18 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
 @torch.no_grad()
 def predict_headpose(model: torch.nn.Module, inputs: np.ndarray, *, kind: str, batch_size: int = 128,
                      image_size: int | None = None) -> np.ndarray:  # fmt: skip
-    """``(N, 3)`` yaw, pitch, roll radians for ``inputs`` (see :func:`fit_headpose`)."""
+    """``(N, 3)`` yaw, pitch, roll radians for ``inputs`` (see :func:`fit_headpose`), on the model's device."""
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for i in range(0, len(inputs), batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size]))
-        out.append(_forward(model, x, kind, image_size, False, None).ypr.double().numpy())
+        x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size])).to(device)
+        out.append(_forward(model, x, kind, image_size, False, None).ypr.double().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 
-def save_headpose_run(folder: str | os.PathLike, model: torch.nn.Module, config: dict, metrics: dict | None = None,
-                      mean_face: np.ndarray | None = None) -> None:  # fmt: skip
+def save_headpose_run(folder: str | os.PathLike, model: torch.nn.Module, config: dict,
+                      metrics: dict | None = None) -> None:  # fmt: skip
     """Write ``model.pt``, ``config.json`` (``model``: ``headpose_dual`` or ``headpose_landmarks`` and its
     arguments) and ``metrics.json`` into ``folder`` (created), each file atomically."""
     from kinepose._atomic import atomic_write
@@ -156,8 +165,6 @@ def save_headpose_run(folder: str | os.PathLike, model: torch.nn.Module, config:
     atomic_write(os.path.join(folder, "model.pt"), lambda f: torch.save(state, f), binary=True)
     atomic_write(os.path.join(folder, "config.json"), lambda f: f.write(json.dumps(config, indent=2)))
     atomic_write(os.path.join(folder, "metrics.json"), lambda f: f.write(json.dumps(metrics or {}, indent=2)))
-    if mean_face is not None:
-        atomic_write(os.path.join(folder, "mean_face.npy"), lambda f: np.save(f, mean_face), binary=True)
 
 
 def load_headpose_run(folder: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
@@ -171,8 +178,13 @@ def load_headpose_run(folder: str | os.PathLike) -> tuple[torch.nn.Module, dict]
     cfg_path = os.path.join(folder, "config.json")
     if not os.path.isfile(cfg_path):
         raise FileFormatError("not a head-pose run folder (no config.json)", os.fspath(folder))
-    with open(cfg_path) as f:
-        config = json.load(f)
+    try:
+        with open(cfg_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"not a readable JSON file ({exc})", cfg_path) from exc
+    if not isinstance(config, dict):
+        raise FileFormatError("expected a JSON object (the recipe)", cfg_path)
     name = config.get("model")
     if name == "headpose_landmarks":
         model = LandmarkMLP(tuple(config.get("hidden", (512, 256, 128))), config.get("dropout", 0.1),
@@ -212,6 +224,22 @@ def resolve_recipe(cfg: dict) -> dict:
     if out["model"] not in ("headpose_landmarks", "headpose_dual"):
         raise KineposeError(f"head-pose recipe: model must be headpose_landmarks or headpose_dual, got "
                             f"{out['model']!r}")  # fmt: skip
+    checks = (("steps", 1, None), ("batch_size", 1, None), ("lr", 0.0, None), ("max_minutes", 0.0, None),
+              ("image_size", 32, None), ("dropout", 0.0, 0.95), ("aux_weight", 0.0, None))  # fmt: skip
+    for key, lo, hi in checks:
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < lo or (hi is not None and v > hi) or (
+                lo == 0.0 and key in ("lr", "max_minutes") and v <= 0):  # fmt: skip
+            raise KineposeError(f"head-pose recipe: {key} must be a number >= {lo}" + (f" and <= {hi}" if hi else "")
+                                + f" (> 0 for lr and max_minutes), got {v!r}")  # fmt: skip
+    dd = out["data"]
+    for key in ("sequences", "frames"):
+        if isinstance(dd.get(key), bool) or not isinstance(dd.get(key), int) or dd[key] < 1:
+            raise KineposeError(f"head-pose recipe: data.{key} must be an integer >= 1, got {dd.get(key)!r}")
+    if not isinstance(dd.get("size"), int) or dd["size"] < 64:
+        raise KineposeError(f"head-pose recipe: data.size must be an integer >= 64 pixels, got {dd.get('size')!r}")
+    if not isinstance(dd.get("test_fraction"), int | float) or not 0 < dd["test_fraction"] < 1:
+        raise KineposeError(f"head-pose recipe: data.test_fraction must be in (0, 1), got {dd.get('test_fraction')!r}")
     bad = sorted(set(out["data"]) - set(RECIPE_DEFAULTS["data"]))
     if bad:
         accepted = ", ".join(RECIPE_DEFAULTS["data"])
@@ -228,14 +256,16 @@ def _resized(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def train_recipe(cfg: dict, data, train: np.ndarray, *, steps: int | None = None, max_minutes: float | None = None,
-                 progress: bool = False) -> tuple[torch.nn.Module, np.ndarray, FitResult]:  # fmt: skip
+                 progress: bool = False,
+                 device: str = "cpu") -> tuple[torch.nn.Module, np.ndarray, FitResult]:  # fmt: skip
     """Train a resolved recipe on the frames ``train`` of ``data`` (:class:`kinepose.frontends.headpose_data.
     HeadposeData`); returns the model, its ``(N, 3)`` predictions on every frame (NaN where a landmark model had no
     face) and the :class:`FitResult`. ``steps`` / ``max_minutes`` override the recipe's."""
     hs = data.heads
     torch.manual_seed(cfg["seed"])
     common = dict(steps=steps or cfg["steps"], batch_size=cfg["batch_size"], lr=cfg["lr"],
-                  max_minutes=max_minutes or cfg["max_minutes"], seed=cfg["seed"], progress=progress)  # fmt: skip
+                  max_minutes=max_minutes or cfg["max_minutes"], seed=cfg["seed"], progress=progress,
+                  device=device)  # fmt: skip
     if cfg["model"] == "headpose_landmarks":
         model = LandmarkMLP(tuple(cfg["hidden"]), cfg["dropout"], cfg["use_pose"], cfg["residual"])
         tr = train[data.found[train]]
@@ -254,8 +284,47 @@ def train_recipe(cfg: dict, data, train: np.ndarray, *, steps: int | None = None
     if cfg["freeze"]:  # cached features: the frozen backbone runs once over every image
         from kinepose.models.vision.features import extract_features
 
+        model.to(device)
         feats = extract_features(model.backbone, list(images), images.shape[1], 64).astype(np.float32)
         fit = fit_headpose(model, feats[train], hs.ypr[train], kind="features", augment=False, **aux, **common)
         return model, predict_headpose(model, feats, kind="features"), fit
     fit = fit_headpose(model, images[train], hs.ypr[train], kind="images", **aux, **common)
     return model, predict_headpose(model, images, kind="images", batch_size=64), fit
+
+
+@dataclass
+class RecipeResult:
+    """What :func:`evaluate_recipe` returns: the trained ``model``, its ``pred`` (N, 3) on every frame, the
+    :class:`FitResult` and ``metrics`` (``held_out_identities``, ``test_frames``, ``test_frames_face_found`` and
+    ``test``: this run and the geometric fit, both over the held-out frames where MediaPipe found a face, plus
+    this run over every held-out frame for the image network)."""
+
+    model: torch.nn.Module
+    pred: np.ndarray
+    fit: FitResult
+    metrics: dict
+
+
+def evaluate_recipe(cfg: dict, data, *, progress: bool = False, device: str = "cpu") -> RecipeResult:
+    """Split ``data`` by identity (``cfg["data"]``'s ``test_fraction`` and ``seed``), train the recipe on one side and
+    score it beside the geometric fit (the same training frames' mean face) on the other."""
+    from kinepose.data.splits import group_split
+    from kinepose.metrics.headpose import headpose_report
+    from kinepose.models.headpose import GeometricHeadPose
+
+    hs, d = data.heads, cfg["data"]
+    split = group_split(hs.identity, test_fraction=d["test_fraction"], seed=d["seed"])
+    tr, te = split["train"], split["test"]
+    model, pred, fit = train_recipe(cfg, data, tr, progress=progress, device=device)
+    geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr])
+    found = te[data.found[te]]
+    test = {
+        "this run": headpose_report(pred[found], hs.ypr[found]),
+        "geometric (Kabsch to the mean face)": headpose_report(geo.predict(data.face[found]), hs.ypr[found]),
+    }
+    if cfg["model"] == "headpose_dual":
+        test["this run, every frame"] = headpose_report(pred[te], hs.ypr[te])
+    metrics = {"held_out_identities": sorted({hs.identities[i] for i in np.unique(hs.identity[te])}),
+               "test_frames": len(te), "test_frames_face_found": len(found), "test": test,
+               "steps": fit.steps, "train_seconds": fit.seconds, "stopped_by": fit.stopped_by}  # fmt: skip
+    return RecipeResult(model, pred, fit, metrics)

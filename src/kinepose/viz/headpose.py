@@ -49,7 +49,12 @@ def write_headpose(path: str, track, rom: dict | None, convention: str) -> None:
         return
     head = ["frame", "time_s", "face_found", "num_faces", "yaw_deg", "pitch_deg", "roll_deg"]
     head += [f"r{i}{j}" for i in range(3) for j in range(3)] + (["file"] if track.files else [])
-    lines = [",".join(head)]
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(head)
     for r in rows:
         rot = [] if r["rotation"] is None else [f"{v:.6f}" for row in r["rotation"] for v in row]
         cells = [
@@ -62,8 +67,8 @@ def write_headpose(path: str, track, rom: dict | None, convention: str) -> None:
         cells += rot or [""] * 9
         if track.files:
             cells.append(r["file"])
-        lines.append(",".join(cells))
-    atomic_write(path, lambda f: f.write("\n".join(lines) + "\n"))
+        w.writerow(cells)
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
 def plot_headpose(path: str, track, rom: dict | None = None) -> None:
@@ -95,7 +100,8 @@ def plot_headpose(path: str, track, rom: dict | None = None) -> None:
 
 
 def write_view(path: str, media, track) -> None:
-    """The head's axes drawn on the photo (.jpg) or on every frame (.mp4, the input's frame rate)."""
+    """The head's axes drawn on the photo (.jpg) or on every frame (.mp4, the input's frame rate, 10 fps for a
+    folder). The caller writes to a temporary path and renames (``kinepose headpose`` does)."""
     import cv2
 
     from kinepose.frontends.headpose import draw_head_axes
@@ -111,8 +117,9 @@ def write_view(path: str, media, track) -> None:
         atomic_write(path, lambda f: f.write(buf.tobytes()), binary=True)
         return
     w, h = media.size
-    tmp = path + ".part.mp4"
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(track.fps or 10.0), (w, h))
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), float(track.fps or 10.0), (w, h))
+    if not writer.isOpened():
+        raise OSError(f"{path}: OpenCV cannot write an mp4 video here (no mp4v encoder?)")
     try:
         for t, rgb in enumerate(media.frames()):
             if t >= track.num_frames:
@@ -120,4 +127,3 @@ def write_view(path: str, media, track) -> None:
             writer.write(cv2.cvtColor(annotate(rgb, t), cv2.COLOR_RGB2BGR))
     finally:
         writer.release()
-    os.replace(tmp, path)

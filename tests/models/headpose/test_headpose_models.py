@@ -135,3 +135,32 @@ def test_landmark_mlp_learns_and_run_folder_round_trips(tmp_path):
         load_headpose_run(tmp_path / "run")
     with pytest.raises(ValueError, match="same, non-zero length"):
         fit_headpose(model, x[:5], ypr[:4], kind="vectors")
+
+
+def test_untrained_residual_model_is_the_geometric_fit():
+    rng = np.random.default_rng(4)
+    mean = _face(1)
+    ypr = rng.uniform(-0.7, 0.7, (8, 3))
+    faces = np.einsum("nij,kj->nki", ypr_to_matrix(ypr), mean) * 300 + rng.normal(scale=1.0, size=(8, 468, 3))
+    geo = GeometricHeadPose(mean)
+    m = LandmarkMLP(residual=True)
+    m.set_mean_face(mean)
+    x = landmark_vector(faces, np.full((8, 33, 3), np.nan))
+    got = predict_headpose(m, x, kind="vectors")
+    np.testing.assert_allclose(got, geo.predict(faces), atol=1e-4)  # the correction starts at zero
+
+
+@pytest.mark.parametrize("name", ["headpose_dual", "headpose_landmarks", "headpose_geometric"])
+def test_every_registered_headpose_model_predicts_finite_angles(name):
+    from kinepose.models.headpose import HEADPOSE_MODELS
+
+    torch.manual_seed(0)
+    faces = np.einsum("nij,kj->nki", ypr_to_matrix(np.zeros((3, 3))), _face())
+    if name == "headpose_geometric":
+        out = HEADPOSE_MODELS[name](_face()).predict(faces)
+    elif name == "headpose_dual":
+        out = HEADPOSE_MODELS[name](None, in_features=32).forward_features(torch.randn(3, 32)).ypr.detach().numpy()
+    else:
+        x = torch.from_numpy(landmark_vector(faces, np.zeros((3, 33, 3))))
+        out = HEADPOSE_MODELS[name]().eval()(x).ypr.detach().numpy()
+    assert out.shape == (3, 3) and np.isfinite(out).all()
