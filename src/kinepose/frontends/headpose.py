@@ -141,15 +141,9 @@ def load_estimator(model: str) -> _Estimator:
         if not os.path.isfile(path):
             raise KineposeError(f"--model geometric: the bundled mean face {path} is missing (reinstall kinepose)")
         return _Geometric(np.load(path).astype(np.float64))
-    if model == "landmarks":
-        folder = os.path.join(ASSETS, "landmarks")
-        if not os.path.isfile(os.path.join(folder, "config.json")):
-            raise KineposeError("--model landmarks: no bundled landmark network in this kinepose (it did not beat "
-                                "the geometric fit, see benchmarks/RESULTS.md#headpose); train one with "
-                                "benchmarks/headpose.py and pass its run folder")  # fmt: skip
-        return _Run(folder)
     if not os.path.isdir(model):
-        raise KineposeError(f"--model: {model}: expected 'geometric', 'landmarks' or a head-pose run folder")
+        raise KineposeError(f"--model: {model}: expected 'geometric' or a head-pose run folder (kinepose train "
+                            "configs/headpose_*.yaml writes one)")  # fmt: skip
     return _Run(model)
 
 

@@ -1,0 +1,99 @@
+"""Head pose: the image network and the landmark network together (equal-weight rotation average), held-out identities.
+
+Run after ``benchmarks/headpose.py``: it reads that benchmark's run folders (``runs/headpose/<recipe>``), trained on
+the same 9 identities, and scores on the same 3 held out. The weight is fixed a priori at 1/2 (no tuning on the test
+identities); the average of the two rotations is their chordal mean (``roma.special_procrustes`` of the sum).
+Where MediaPipe found no face the landmark network has nothing, and the image network's answer stands.
+
+    .venv-vision/bin/python benchmarks/headpose_ensemble.py
+
+Writes ``benchmarks/results/headpose_ensemble.json`` and the ``headpose_ensemble`` section of RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image-run", default=os.path.join(ROOT, "runs", "headpose", "headpose_dual_mobilenet_pretrained"))
+    ap.add_argument("--landmark-run", default=os.path.join(ROOT, "runs", "headpose", "headpose_landmarks_residual"))
+    ap.add_argument("--weight", type=float, default=0.5, help="weight of the image network (fixed a priori)")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    import roma
+    import torch
+
+    from kinepose.data.splits import group_split
+    from kinepose.frontends.headpose_data import build_headpose_data
+    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
+    from kinepose.metrics.headpose import headpose_report
+    from kinepose.models.headpose import GeometricHeadPose
+    from kinepose.training.headpose import _resized, load_headpose_run, predict_headpose
+
+    torch.set_num_threads(2)
+    t0 = time.perf_counter()
+    data = build_headpose_data(cache=os.path.join(ROOT, "runs", "cache"), progress=True)
+    hs = data.heads
+    split = group_split(hs.identity, test_fraction=0.25, seed=0)  # benchmarks/headpose.py's split
+    tr, te = split["train"], split["test"]
+    image, icfg = load_headpose_run(args.image_run)
+    marks, _ = load_headpose_run(args.landmark_run)
+    p_img = predict_headpose(image, _resized(hs.images[te], int(icfg["image_size"])), kind="images")
+    p_lm = predict_headpose(marks, data.vectors[te], kind="vectors")
+    p_lm[~data.found[te]] = np.nan
+    w = args.weight
+    R = w * torch.as_tensor(ypr_to_matrix(p_img)) + (1 - w) * torch.as_tensor(ypr_to_matrix(np.nan_to_num(p_lm)))
+    p_ens = matrix_to_ypr(roma.special_procrustes(R).numpy())
+    p_ens[~data.found[te]] = p_img[~data.found[te]]  # no face for the landmarks: the image network alone
+    p_geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).predict(data.face[te])
+    f = data.found[te]
+    rows = []
+    named = (
+        ("headpose_geometric (Kabsch)", p_geo),
+        ("headpose_landmarks_residual", p_lm),
+        ("headpose_dual_mobilenet_pretrained", p_img),
+        (f"ensemble ({w:g} image + {1 - w:g} landmarks)", p_ens),
+    )
+    for name, p in named:
+        found = headpose_report(p[f], hs.ypr[te][f])
+        every = headpose_report(p, hs.ypr[te]) if np.isfinite(p).all() else None
+        rows.append({"name": name, "face_found": found, "all": every})
+    geo = rows[0]["face_found"]["mae_mean"]
+    lines = ["| model | yaw | pitch | roll | **mean MAE, face found** | x geometric | geodesic | "
+             "mean MAE, every frame |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        s, a = r["face_found"], r["all"]
+        lines.append(f"| {r['name']} | {s['mae_yaw']:.2f} | {s['mae_pitch']:.2f} | {s['mae_roll']:.2f} | "
+                     f"**{s['mae_mean']:.2f}** | {s['mae_mean'] / geo:.2f} | {s['geodesic_mean']:.2f} | "
+                     f"{'-' if a is None else format(a['mae_mean'], '.2f')} |")  # fmt: skip
+    md = (f"## Head pose: image and landmark networks together\n\n`benchmarks/headpose_ensemble.py` "
+          f"({time.perf_counter() - t0:.0f} s), on benchmarks/headpose.py's runs and split: "
+          f"{len(te)} held-out frames ({int(f.sum())} with a face found), degrees.\n\n"
+          + "\n".join(lines) + "\n")  # fmt: skip
+    print(md)
+    if args.no_write:
+        return 0
+    import json
+
+    from foundation import _write_section, atomic_write
+
+    text = json.dumps({"command": "benchmarks/headpose_ensemble.py", "weight": w, "rows": rows}, indent=1) + "\n"
+    atomic_write(os.path.join(ROOT, "benchmarks", "results", "headpose_ensemble.json"), lambda fh: fh.write(text))
+    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "headpose_ensemble", md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
