@@ -62,5 +62,12 @@ def test_recipes_resolve():
             name = resolve_lift_config(f)["model"]["name"]
             assert name in ("skeleton_lifter", "tcn", "mlp", "pose_transformer", "knn")
             continue
+        if load_config(f).get("task") == "headpose":  # so do head-pose recipes
+            from kinepose.config import merge_config
+            from kinepose.training.headpose import RECIPE_DEFAULTS, resolve_recipe
+
+            cfg = resolve_recipe(merge_config(RECIPE_DEFAULTS, f))
+            assert (cfg["model"] in ("headpose_landmarks", "headpose_dual") and cfg["max_minutes"] <= 15) or "gpu" in f
+            continue
         cfg = resolve_config(f)
         assert cfg["model"]["name"] in ("hybrid", "seed0", "sequence", "iknet", "twist")
