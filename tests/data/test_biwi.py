@@ -180,3 +180,11 @@ def test_leave_subjects_out_groups_repeat_recordings():
         leave_subjects_out(subject_of, ["X9"])
     with pytest.raises(KineposeError, match="empty split"):
         leave_subjects_out(subject_of, ["F01", "M01", "M02", "M03"])
+
+
+def test_an_empty_sequence_list_is_an_error(tmp_path):
+    from kinepose.data.formats.biwi import load_biwi
+
+    (tmp_path / "hpdb" / "01").mkdir(parents=True)
+    with pytest.raises(ValueError, match="empty list"):
+        load_biwi(tmp_path / "hpdb", sequences=[])

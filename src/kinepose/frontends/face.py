@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kinepose.frontends.mediapipe import import_mediapipe
+
+if TYPE_CHECKING:
+    from kinepose.render.heads import FaceModel
 
 __all__ = [
     "FaceLandmarker",
@@ -185,7 +190,7 @@ def face_boxes(rgb: np.ndarray, min_confidence: float = 0.5) -> list[tuple[int, 
     return sorted(boxes, key=lambda b: -(b[2] - b[0]) * (b[3] - b[1]))
 
 
-def face_models_from_photos(photos: list[FacePhoto] | None = None) -> list:
+def face_models_from_photos(photos: list[FacePhoto] | None = None) -> list[FaceModel]:
     """:class:`~kinepose.render.heads.FaceModel` of every photo (default :func:`packaged_face_photos`).
 
     A group photo's k-th largest FaceDetection box, grown 1.8x, goes through FaceMesh on its own.
@@ -219,7 +224,8 @@ def face_models_from_photos(photos: list[FacePhoto] | None = None) -> list:
     return out
 
 
-def detect_landmarks(images, pose: bool = True, progress: bool = False, total: int | None = None) -> dict:
+def detect_landmarks(images: Iterable[np.ndarray], pose: bool = True, progress: bool = False,
+                     total: int | None = None) -> dict[str, np.ndarray]:  # fmt: skip
     """FaceMesh (and Pose) over RGB images, each on its own (static mode).
 
     Args:

@@ -18,12 +18,16 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kinepose.errors import KineposeError
 
-__all__ = ["HeadPoseTrack", "draw_head_axes", "estimate_headpose", "load_estimator", "range_of_motion"]
+if TYPE_CHECKING:
+    from kinepose.frontends.mediapipe import Media
+
+__all__ = ["Estimator", "HeadPoseTrack", "draw_head_axes", "estimate_headpose", "load_estimator", "range_of_motion"]
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "models", "headpose", "assets")
 #: Framing of the synthetic training images (:func:`kinepose.render.heads.render_head`): the image side in metres
@@ -63,7 +67,9 @@ class HeadPoseTrack:
         return int(self.found.shape[0])
 
 
-class _Estimator:
+class Estimator:
+    """What :func:`load_estimator` returns: ``predict(rgb, face, pose)`` -> ``(3,)`` yaw, pitch, roll radians."""
+
     name = ""
     needs_pose = False
 
@@ -71,7 +77,7 @@ class _Estimator:
         raise NotImplementedError
 
 
-class _Geometric(_Estimator):
+class _Geometric(Estimator):
     def __init__(self, mean_face: np.ndarray, name: str = "geometric") -> None:
         from kinepose.models.headpose import GeometricHeadPose
 
@@ -81,7 +87,7 @@ class _Geometric(_Estimator):
         return self.model.predict(face[None])[0]
 
 
-class _Run(_Estimator):
+class _Run(Estimator):
     def __init__(self, folder: str) -> None:
         from kinepose.training.headpose import load_headpose_run
 
@@ -134,7 +140,7 @@ def head_crop(rgb: np.ndarray, face: np.ndarray, size: int, R: np.ndarray) -> np
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)  # ... then shrink with area averaging
 
 
-def load_estimator(model: str) -> _Estimator:
+def load_estimator(model: str) -> Estimator:
     """``"geometric"`` or a run folder (``headpose_landmarks`` / ``headpose_dual``); errors name what is wrong."""
     if model == "geometric":
         path = os.path.join(ASSETS, "mean_face.npy")
@@ -147,7 +153,7 @@ def load_estimator(model: str) -> _Estimator:
     return _Run(model)
 
 
-def estimate_headpose(media, estimator: _Estimator, progress: bool = False) -> HeadPoseTrack:
+def estimate_headpose(media: Media | str | os.PathLike, estimator: Estimator, progress: bool = False) -> HeadPoseTrack:
     """Head pose of every frame of a :class:`~kinepose.frontends.mediapipe.Media` (or a path)."""
     from tqdm.auto import tqdm
 
@@ -191,7 +197,7 @@ def estimate_headpose(media, estimator: _Estimator, progress: bool = False) -> H
                          media.path, tuple(media.files), {"mediapipe": t_mp, "model": t_model})  # fmt: skip
 
 
-def range_of_motion(track: HeadPoseTrack, smooth: int = 5) -> dict:
+def range_of_motion(track: HeadPoseTrack, smooth: int = 5) -> dict[str, Any]:
     """Cervical range of motion, degrees, over the frames with a face.
 
     Each angle is median-filtered over ``smooth`` frames first (a single-frame detector glitch is not a range),

@@ -11,8 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from kinepose.render.head_dataset import HeadSet
 
 __all__ = ["HeadposeData", "build_headpose_data"]
 
@@ -30,7 +34,7 @@ class HeadposeData:
         mediapipe_ms: MediaPipe's mean time per image (FaceMesh + Pose).
     """
 
-    heads: object
+    heads: HeadSet
     face: np.ndarray
     pose: np.ndarray
     found: np.ndarray

@@ -17,11 +17,15 @@ import math
 import os
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from kinepose.models.headpose import LandmarkMLP, create_headpose_dual
+
+if TYPE_CHECKING:  # a frontends type, for annotations only: training never imports frontends at run time
+    from kinepose.frontends.headpose_data import HeadposeData
 
 __all__ = [
     "RECIPE_DEFAULTS",
@@ -255,8 +259,8 @@ def _resized(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
 
 
-def train_recipe(cfg: dict, data, train: np.ndarray, *, steps: int | None = None, max_minutes: float | None = None,
-                 progress: bool = False,
+def train_recipe(cfg: dict, data: HeadposeData, train: np.ndarray, *, steps: int | None = None,
+                 max_minutes: float | None = None, progress: bool = False,
                  device: str = "cpu") -> tuple[torch.nn.Module, np.ndarray, FitResult]:  # fmt: skip
     """Train a resolved recipe on the frames ``train`` of ``data`` (:class:`kinepose.frontends.headpose_data.
     HeadposeData`); returns the model, its ``(N, 3)`` predictions on every frame (NaN where a landmark model had no
@@ -305,7 +309,7 @@ class RecipeResult:
     metrics: dict
 
 
-def evaluate_recipe(cfg: dict, data, *, progress: bool = False, device: str = "cpu") -> RecipeResult:
+def evaluate_recipe(cfg: dict, data: HeadposeData, *, progress: bool = False, device: str = "cpu") -> RecipeResult:
     """Split ``data`` by identity (``cfg["data"]``'s ``test_fraction`` and ``seed``), train the recipe on one side and
     score it beside the geometric fit (the same training frames' mean face) on the other."""
     from kinepose.data.splits import group_split

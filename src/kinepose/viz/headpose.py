@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -16,6 +17,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from kinepose._atomic import atomic_write
+
+if TYPE_CHECKING:
+    from kinepose.frontends.headpose import HeadPoseTrack
+    from kinepose.frontends.mediapipe import Media
 
 __all__ = ["plot_headpose", "write_headpose", "write_view"]
 
@@ -37,7 +42,7 @@ def _rows(track) -> list[dict]:
     return rows
 
 
-def write_headpose(path: str, track, rom: dict | None, convention: str) -> None:
+def write_headpose(path: str, track: HeadPoseTrack, rom: dict | None, convention: str) -> None:
     """``.json`` (``{"format": "kinepose-headpose", "convention", "model", "frames": [...], "range_of_motion"}``)
     or ``.csv`` (``frame, time_s, face_found, num_faces, yaw_deg, pitch_deg, roll_deg, r00 .. r22``; empty cells
     where no face was found)."""
@@ -71,7 +76,7 @@ def write_headpose(path: str, track, rom: dict | None, convention: str) -> None:
     atomic_write(path, lambda f: f.write(buf.getvalue()))
 
 
-def plot_headpose(path: str, track, rom: dict | None = None) -> None:
+def plot_headpose(path: str, track: HeadPoseTrack, rom: dict | None = None) -> None:
     """Yaw, pitch and roll over time (degrees), the range of motion's extremes marked."""
     deg = np.degrees(track.ypr)
     t = np.arange(track.num_frames) / (track.fps or 1.0)
@@ -99,7 +104,7 @@ def plot_headpose(path: str, track, rom: dict | None = None) -> None:
     plt.close(fig)
 
 
-def write_view(path: str, media, track) -> None:
+def write_view(path: str, media: Media, track: HeadPoseTrack) -> None:
     """The head's axes drawn on the photo (.jpg) or on every frame (.mp4, the input's frame rate, 10 fps for a
     folder). The caller writes to a temporary path and renames (``kinepose headpose`` does)."""
     import cv2

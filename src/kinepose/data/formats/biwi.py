@@ -232,6 +232,8 @@ def load_biwi(
         raise KineposeError(f"missing: expected 'error' or 'skip', got {missing!r}")
     dirs = _sequence_dirs(os.fspath(root))
     wanted = sorted(dirs) if sequences is None else sorted({int(s) for s in sequences})
+    if not wanted:
+        raise FileFormatError("sequences: an empty list selects nothing (None loads every sequence)", root)
     paths, rots, centres, seqs, frames, skipped = [], [], [], [], [], []
     calib: dict[int, BiwiCalibration] = {}
     for s in wanted:

@@ -24,6 +24,9 @@ class GeometricHeadPose:
 
     def fit(self, face: np.ndarray, rotation: np.ndarray) -> GeometricHeadPose:
         """Mean face from ``(N, 468, 3)`` landmarks (NaN rows skipped) and their ``(N, 3, 3)`` true rotations."""
+        face, rotation = np.asarray(face, dtype=np.float64), np.asarray(rotation, dtype=np.float64)
+        if face.ndim != 3 or face.shape[1:] != (468, 3) or rotation.shape != (len(face), 3, 3):
+            raise ValueError(f"face (N, 468, 3) and rotation (N, 3, 3) expected, got {face.shape} and {rotation.shape}")
         ok = np.isfinite(face).all(axis=(1, 2))
         if not ok.any():
             raise ValueError("face: no frame with landmarks to build the mean face from")

@@ -90,7 +90,7 @@ class LandmarkMLP(nn.Module):
             nn.init.zeros_(self.net[-1].bias)
         self.config = {"hidden": list(hidden), "dropout": dropout, "use_pose": use_pose, "residual": residual}
 
-    def set_mean_face(self, mean_face) -> None:
+    def set_mean_face(self, mean_face: np.ndarray | torch.Tensor) -> None:
         """The geometric fit's mean face, ``(468, 3)`` (:class:`~kinepose.models.headpose.GeometricHeadPose`)."""
         self.mean_face.copy_(torch.as_tensor(mean_face, dtype=self.mean_face.dtype))
 
