@@ -3,7 +3,8 @@
 Run after ``benchmarks/headpose.py``: it reads that benchmark's run folders (``runs/headpose/<recipe>``), trained on
 the same 9 identities, and scores on the same 3 held out. The weight is fixed a priori at 1/2 (no tuning on the test
 identities); the average of the two rotations is their chordal mean (``roma.special_procrustes`` of the sum).
-Where MediaPipe found no face the landmark network has nothing, and the image network's answer stands.
+Where MediaPipe found no face the landmark network has nothing, and the image network's answer stands. One more row
+scores the image network on the crops ``kinepose headpose`` makes (``head_crop`` around MediaPipe's face).
 
     .venv-vision/bin/python benchmarks/headpose_ensemble.py
 
@@ -56,13 +57,24 @@ def main(argv=None) -> int:
     R = w * torch.as_tensor(ypr_to_matrix(p_img)) + (1 - w) * torch.as_tensor(ypr_to_matrix(np.nan_to_num(p_lm)))
     p_ens = matrix_to_ypr(roma.special_procrustes(R).numpy())
     p_ens[~data.found[te]] = p_img[~data.found[te]]  # no face for the landmarks: the image network alone
-    p_geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).predict(data.face[te])
+    geo_model = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr])
+    p_geo = geo_model.predict(data.face[te])
+    # the CLI's path for the image network: crop each held-out render around MediaPipe's face as kinepose headpose does
+    from kinepose.frontends.headpose import head_crop
+
+    size = int(icfg["image_size"])
+    p_crop = np.full_like(p_img, np.nan)
+    idx = np.flatnonzero(data.found[te])
+    R_fit = geo_model.rotation(data.face[te][idx])
+    crops = np.stack([head_crop(hs.images[te][i], data.face[te][i], size, R) for i, R in zip(idx, R_fit, strict=True)])
+    p_crop[idx] = predict_headpose(image, crops, kind="images")
     f = data.found[te]
     rows = []
     named = (
         ("headpose_geometric (Kabsch)", p_geo),
         ("headpose_landmarks_residual", p_lm),
         ("headpose_dual_mobilenet_pretrained", p_img),
+        ("headpose_dual_mobilenet_pretrained through head_crop (the CLI's path)", p_crop),
         (f"ensemble ({w:g} image + {1 - w:g} landmarks)", p_ens),
     )
     for name, p in named:
