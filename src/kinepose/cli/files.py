@@ -62,6 +62,25 @@ def check_output(option: str, output: str, inputs: tuple[str | None, ...] = ()) 
                          f"run: pick another file name")  # fmt: skip
 
 
+def check_new_file(
+    option: str, path: str, source: str, inputs: tuple[str | None, ...] = (), force: bool = False
+) -> None:
+    """Everything a command checks of one file it will write, before it reads anything: not the input ``source``
+    (nor one of ``inputs``, nor a file of a run folder: :func:`check_output`), not a folder, and not an existing file
+    unless ``force``.
+
+    Raises:
+        ValueError: naming ``option`` and the path.
+    """
+    if os.path.exists(source) and same_file(path, source):
+        raise ValueError(f"{option}: {path} is the input; writing there would overwrite it")
+    check_output(option, path, inputs)
+    if os.path.isdir(path):
+        raise ValueError(f"{option}: {path} is a folder")
+    if os.path.lexists(path) and not force:
+        raise ValueError(f"{option}: {path} exists; pass --force to replace it")
+
+
 def _cmd_ik(args: argparse.Namespace) -> int:
     import numpy as np
     import torch

@@ -47,7 +47,7 @@ def add_headpose_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _outputs(args: argparse.Namespace, kind: str) -> dict[str, str]:
-    from kinepose.cli.files import check_output, same_file
+    from kinepose.cli.files import check_new_file
 
     stem, ext = os.path.splitext(args.output)
     if ext.lower() not in OUTPUTS:
@@ -67,13 +67,7 @@ def _outputs(args: argparse.Namespace, kind: str) -> dict[str, str]:
                              "so write the outputs elsewhere")  # fmt: skip
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise ValueError(f"{option}: {path}: the folder {os.path.dirname(os.path.abspath(path))} does not exist")
-        if os.path.exists(args.input) and same_file(path, args.input):
-            raise ValueError(f"{option}: {path} is the input; writing there would overwrite it")
-        check_output(option, path, (args.model,))
-        if os.path.isdir(path):
-            raise ValueError(f"{option}: {path} is a folder")
-        if os.path.lexists(path) and not args.force:
-            raise ValueError(f"{option}: {path} exists; pass --force to replace it")
+        check_new_file(option, path, args.input, (args.model,), args.force)
     return out
 
 

@@ -70,7 +70,7 @@ def add_predict_command(sub: argparse._SubParsersAction) -> None:
 
 def _check_outputs(args: argparse.Namespace) -> str | None:
     """Validate ``--output`` (and the page of ``--view``) before anything is read; the page's path or None."""
-    from kinepose.cli.files import check_output, same_file
+    from kinepose.cli.files import check_new_file
 
     ext = os.path.splitext(args.output)[1].lower()
     if ext not in OUTPUTS:
@@ -79,13 +79,7 @@ def _check_outputs(args: argparse.Namespace) -> str | None:
     for option, path in (("--output", args.output), ("--view", page)):
         if path is None:
             continue
-        if os.path.exists(args.input) and same_file(path, args.input):
-            raise ValueError(f"{option}: {path} is the input; writing there would overwrite it")
-        check_output(option, path, (args.lifter,))
-        if os.path.isdir(path):
-            raise ValueError(f"{option}: {path} is a folder")
-        if os.path.lexists(path) and not args.force:
-            raise ValueError(f"{option}: {path} exists; pass --force to replace it")
+        check_new_file(option, path, args.input, (args.lifter,), args.force)
     return page
 
 
