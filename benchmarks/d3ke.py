@@ -13,7 +13,10 @@ Rows on the held-out windows (walk, run, jump, kick, dance_b on the two test sub
   frames) -> a Martinez lifter (``create_lifter("mlp")``, trained on the training frames' true 2D with 2 px noise)
   -> least-squares skeleton fit on the template (:func:`kinepose.kinematics.fitting.fit_skeleton`);
 - D3KE (:class:`kinepose.models.vision.d3ke.D3KE`, the ``cpu`` preset's sizes, the official loss weights) with a
-  transformer, a TCN and an LSTM over the window.
+  transformer, a TCN and an LSTM over the window, on the cached frozen features;
+- D3KE fine-tuned (:class:`kinepose.models.vision.d3ke.VideoD3KE`): the backbone trained end to end with the TCN on
+  the frames themselves (``--finetune``): the ImageNet MobileNetV2, and ResNeXt-50 / ResNeXt-101 from scratch (no
+  ImageNet weights for them offline), each capped at ``--finetune-minutes``.
 
 Metrics: joint-angle error (geodesic, degrees, local rotations of every rotated joint but the root), MPJPE and
 virtual-marker error (mm, root-relative), the root's orientation in the camera frame (degrees).
@@ -47,12 +50,12 @@ from kinepose.kinematics.fitting import fit_skeleton
 from kinepose.kinematics.fk import forward_kinematics_matrix
 from kinepose.models.lifting import create_lifter
 from kinepose.models.vision import create_backbone
-from kinepose.models.vision.d3ke import D3KE_CONFIGS, create_d3ke, marker_positions, virtual_markers
+from kinepose.models.vision.d3ke import D3KE_CONFIGS, VideoD3KE, create_d3ke, marker_positions, virtual_markers
 from kinepose.models.vision.features import extract_features
 from kinepose.render import RenderConfig
 from kinepose.render.dataset import load_rendered_set, render_motion_set
 from kinepose.skeleton.presets import get_skeleton
-from kinepose.training.d3ke import d3ke_windows, kinematics_errors, predict_d3ke, train_d3ke
+from kinepose.training.d3ke import d3ke_frames, d3ke_windows, kinematics_errors, predict_d3ke, train_d3ke
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = ["backflip", "cartwheel", "crawl", "dance_a", "getup_facedown", "getup_faceup", "roll", "spinkick", "punch"]
@@ -180,6 +183,17 @@ def main() -> int:
     ap.add_argument("--backbone", default="mobilenet_v2", help="any name of kinepose.models.vision.list_backbones()")
     ap.add_argument("--weights", default=None, help="ImageNet weights file of --backbone (else the hub cache)")
     ap.add_argument("--scratch", action="store_true", help="a randomly initialized frozen backbone (a lower bound)")
+    ap.add_argument(
+        "--finetune",
+        default="mobilenet_v2@4,mobilenet_v2+init@4,resnext50_32x4d:scratch@2,resnext101_32x8d:scratch@1",
+        help="fine-tuned rows, backbone[:scratch][+init]@windows per batch ('' for none), trained end to end on the "
+        "frames; +init starts from the frozen row of --finetune-temporal (two-stage fine-tuning)",
+    )
+    ap.add_argument("--finetune-temporal", default="tcn:1", help="their temporal network[:angle weight]")
+    ap.add_argument("--finetune-minutes", type=float, default=10.0, help="training cap per fine-tuned row")
+    ap.add_argument("--finetune-steps", type=int, default=3000)
+    ap.add_argument("--backbone-lr", type=float, default=1e-4, help="an ImageNet backbone's learning rate (head 1e-3)")
+    ap.add_argument("--init-lr", type=float, default=1e-4, help="every learning rate of a +init row")
     ap.add_argument("--accelerator", default="cpu", help="Lightning's: cpu, gpu (the GPU scale-up, README)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
@@ -220,6 +234,7 @@ def main() -> int:
     pred, info = two_step_row(sk, train_set, test_set, train, test, markers, args.two_step_steps, args.seed)
     add("two-step: features -> 2D -> lifter -> IK", "networks (2D MLP + Martinez lifter) + fit", pred, info)
     preset = {k: v for k, v in D3KE_CONFIGS["cpu"].items() if k not in ("backbone", "feature_dim", "window")}
+    frozen_models: dict[str, torch.nn.Module] = {}
     for spec in [t for t in args.temporal.split(",") if t]:
         temporal, _, w4 = spec.partition(":")  # "tcn:1.0": the angle weight w4 instead of the official 0.01
         weights = (1.0, 2.0, 0.1, float(w4) if w4 else 0.01)
@@ -229,14 +244,54 @@ def main() -> int:
         info = train_d3ke(model, train, steps=args.steps, batch_size=args.batch, max_minutes=args.max_minutes,
                           loss={"weights": weights}, seed=args.seed, accelerator=args.accelerator,
                           progress=False)  # fmt: skip
+        frozen_models[spec] = model
         name = f"D3KE {temporal}" + (f", angle weight {weights[3]:g}" if w4 else "")
         add(name, f"network (frozen {bb})", predict_d3ke(model, test),
             {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"], "steps": args.steps,
              "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
+    specs = [t for t in args.finetune.split(",") if t]
+    frame_s = 0.0
+    if specs:
+        t0 = time.time()
+        train_f = d3ke_windows(train_set, d3ke_frames(train_set, SIZE), sk, markers)
+        test_f = d3ke_windows(test_set, d3ke_frames(test_set, SIZE), sk, markers)
+        frame_s = time.time() - t0
+    temporal, _, w4 = args.finetune_temporal.partition(":")
+    weights = (1.0, 2.0, 0.1, float(w4) if w4 else 0.01)
+    for spec in specs:
+        name, _, batch = spec.partition("@")
+        name, _, init = name.partition("+")
+        name, _, scratch = name.partition(":")
+        pretrained = scratch != "scratch"
+        if init and (init != "init" or not pretrained or name != args.backbone or args.scratch
+                     or args.finetune_temporal not in frozen_models):  # fmt: skip
+            raise SystemExit(f"--finetune {spec}: +init needs the pretrained --backbone and a frozen "
+                             f"{args.finetune_temporal} row in --temporal")  # fmt: skip
+        torch.manual_seed(args.seed)
+        bb_model = create_backbone(name, pretrained=pretrained,
+                                   weights=args.weights if name == args.backbone else None)  # fmt: skip
+        cfg = {**preset, "temporal": temporal}
+        net = create_d3ke(sk, feature_dim=bb_model.channels[STAGE] * GRID**2, window=args.window, **cfg)
+        if init:
+            net.load_state_dict(frozen_models[args.finetune_temporal].state_dict())
+        model = VideoD3KE(bb_model, net, stage=STAGE, grid=GRID, frozen_bn=pretrained)
+        lr, blr = (args.init_lr, args.init_lr) if init else (1e-3, args.backbone_lr if pretrained else None)
+        info = train_d3ke(model, train_f, steps=args.finetune_steps, batch_size=int(batch or 4), lr=lr,
+                          max_minutes=args.finetune_minutes, backbone_lr=blr, loss={"weights": weights},
+                          seed=args.seed, accelerator=args.accelerator, progress=False)  # fmt: skip
+        how = "ImageNet, fine-tuned" if pretrained else "from scratch"
+        row = f"D3KE {temporal}" + (f", angle weight {weights[3]:g}" if w4 else "") + f", {name} {how} end to end"
+        row += ", from the frozen row" if init else ""
+        add(row, f"network ({name} trained end to end)", predict_d3ke(model, test_f, batch=8),
+            {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
+             "steps": args.finetune_steps, "batch_windows": int(batch or 4),
+             "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
+        del model, bb_model
     result = {"benchmark": "d3ke", "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
               "machine": platform.platform(), "train_windows": len(train), "test_windows": len(test),
               "window": args.window, "train_images": len(train_set), "test_images": len(test_set),
               "render_seconds": round(render_s, 1), "feature_seconds": round(feature_s, 1),
+              "frame_seconds": round(frame_s, 1),
               "total_minutes": round((time.time() - t_start) / 60, 1), "args": vars(args), "rows": rows}  # fmt: skip
     if args.no_write:
         print(json.dumps(result, indent=1)[:3000])
@@ -248,12 +303,21 @@ def main() -> int:
 
 
 def _table(result: dict) -> list[str]:
-    lines = ["| model | kind | joint angles (deg) | MPJPE (mm) | markers (mm) | root orientation (deg) | train s |",
-             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| model | kind | joint angles (deg) | MPJPE (mm) | markers (mm) | root orientation (deg) | train s "
+             "(steps) |", "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in result["rows"]:
         lines.append(f"| {r['row']} | {r['kind']} | **{r['angle_deg']:.2f}** | {r['mpjpe_mm']:.1f} | "
-                     f"{r['marker_mm']:.1f} | {r['root_orient_deg']:.1f} | {r.get('train_seconds', '')} |")  # fmt: skip
+                     f"{r['marker_mm']:.1f} | {r['root_orient_deg']:.1f} | {_train(r)} |")  # fmt: skip
     return lines
+
+
+def _train(r: dict) -> str:
+    if "train_seconds" not in r:
+        return ""
+    if "steps_done" not in r:
+        return str(r["train_seconds"])
+    batch = f", {r['batch_windows']} windows a batch" if "batch_windows" in r else ""
+    return f"{r['train_seconds']} ({r['steps_done']} of {r['steps']}{batch})"
 
 
 def bb_words(a: dict) -> str:
@@ -271,7 +335,9 @@ def section(result: dict) -> str:
         "## d3ke\n",
         f"Command: `.venv-vision/bin/python benchmarks/d3ke.py --views {a['views']} --test-views {a['test_views']} "
         f"--window {a['window']} --steps {a['steps']} --max-minutes {a['max_minutes']}"
-        f"{' --backbone ' + a['backbone'] if a['backbone'] != 'mobilenet_v2' else ''}` (measured {result['date']}, "
+        f"{' --backbone ' + a['backbone'] if a['backbone'] != 'mobilenet_v2' else ''}"
+        f"{' --finetune-minutes ' + str(a['finetune_minutes']) if a.get('finetune') else ''}` "
+        f"(measured {result['date']}, "
         f"{result['total_minutes']} min in all, torch {result['torch']}, CPU, 2 threads). JSON: "
         "`benchmarks/results/d3ke.json`.\n",
         f"{result['train_windows']} training windows of {result['window']} frames ({result['train_images']} images: "
@@ -284,10 +350,12 @@ def section(result: dict) -> str:
         "Joint angles: geodesic error of the local rotations of every rotated joint but the root; MPJPE and markers "
         "(three virtual markers per segment, `kinepose.models.vision.d3ke.virtual_markers`) root-relative; the "
         "root's orientation relative to the camera apart. D3KE rows use the official loss weights (1.0 joints, "
-        "2.0 markers, 0.1 scales, 0.01 angles) unless the row names another angle weight. The ResNeXt-50/101 "
-        "backbones of the paper and its reproduction, and fine-tuning, are not measured: no ImageNet weights for them "
-        "ship offline, and training them from scratch does not fit 2 CPU cores (`--backbone resnext50_32x4d "
-        "--weights FILE --accelerator gpu` runs them where there are).\n",
+        "2.0 markers, 0.1 scales, 0.01 angles) unless the row names another angle weight. The rows 'trained end to "
+        "end' run the backbone inside the loop on the 128 px frames (`kinepose.models.vision.d3ke.VideoD3KE`, the "
+        "same stride-16 map and 4x4 cells): the ImageNet MobileNetV2 fine-tuned (its BatchNorm statistics kept, "
+        f"learning rate {a.get('backbone_lr', 1e-4):g} against 1e-3 for the rest), and the paper's ResNeXt-50 and its "
+        "reproduction's ResNeXt-101 from scratch (no ImageNet weights for them ship offline; `--weights FILE` points "
+        f"at real ones), each stopped at {a.get('finetune_minutes')} min: 'steps' says how far each got.\n",
         *_table(result),
         "",
     ]

@@ -19,7 +19,6 @@ scores it as the Ego-Exo4D hand benchmark does (:func:`kinepose.metrics.position
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from dataclasses import dataclass, replace
@@ -38,6 +37,7 @@ from kinepose.models.vision.image_hand import ImageHand
 from kinepose.render.config import RenderConfig
 from kinepose.render.dataset import RenderedSet, render_motion_set
 from kinepose.skeleton.presets import get_skeleton
+from kinepose.training.schedule import warmup_cosine
 
 __all__ = [
     "HandCrops",
@@ -151,13 +151,6 @@ class _Batches(IterableDataset):
             yield {"x": x, "joints": self.data.joints[i]}
 
 
-def _lr_factor(progress: float, warmup: float = 0.05) -> float:
-    """Linear warm-up over the first ``warmup`` of training, then cosine decay to 0 at ``progress = 1``."""
-    if progress < warmup:
-        return (progress + 1e-3) / (warmup + 1e-3)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup) / (1.0 - warmup))))
-
-
 class ImageHandTask(L.LightningModule):
     """:func:`hand_loss`, AdamW, the learning rate scheduled on the larger of the step and time fractions.
 
@@ -185,7 +178,7 @@ class ImageHandTask(L.LightningModule):
         frac = self.global_step / max(self.steps, 1)
         if self.max_seconds:
             frac = max(frac, (time.perf_counter() - self._t0) / self.max_seconds)
-        f = _lr_factor(min(frac, 1.0))
+        f = warmup_cosine(min(frac, 1.0))
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = group["peak_lr"] * f
 

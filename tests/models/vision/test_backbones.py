@@ -114,3 +114,11 @@ def test_local_weights_from_the_hub_cache_and_bad_files(tmp_path, monkeypatch):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(KineposeError, match="is not torchvision's resnet18 weights"):
         create_backbone("resnet18", pretrained=True, weights=bad)
+    # a weights file is loaded without pretrained=True too (create_potter does the same)
+    mine = tmp_path / "mine.pth"
+    torch.save(src.state_dict(), mine)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    torch.manual_seed(2)
+    torch.testing.assert_close(create_backbone("resnet18", weights=mine).stage_modules[0][0].weight, src.conv1.weight)
+    with pytest.raises(KineposeError, match="is not torchvision's resnet18 weights"):
+        create_backbone("resnet18", weights=bad)

@@ -153,9 +153,11 @@ class Backbone(nn.Module):
 
 def create_backbone(name: str, pretrained: bool = False, freeze: bool = False,
                     weights: str | os.PathLike | None = None) -> Backbone:  # fmt: skip
-    """Backbone ``name`` (see :data:`BACKBONES`), randomly initialized or with local ImageNet weights."""
+    """Backbone ``name`` (see :data:`BACKBONES`), randomly initialized or with local ImageNet weights: ``pretrained``
+    looks for them (:func:`find_weights`); a ``weights`` file is loaded whether or not ``pretrained`` is set (as
+    :func:`~kinepose.models.vision.potter.create_potter` does)."""
     spec = _spec(name)
-    path = find_weights(name, weights) if pretrained else None  # fails before anything is built
+    path = find_weights(name, weights) if pretrained or weights is not None else None  # fails before anything is built
     tvm = _torchvision()
     model = getattr(tvm, spec.builder)(weights=None)
     if path is not None:

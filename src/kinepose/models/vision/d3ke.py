@@ -48,6 +48,7 @@ __all__ = [
     "TEMPORAL",
     "D3KEOutput",
     "MarkerSet",
+    "VideoD3KE",
     "create_d3ke",
     "d3ke_loss",
     "marker_positions",
@@ -389,6 +390,66 @@ class D3KE(nn.Module):
         markers = marker_positions(fk.global_rotmat, fk.positions, self.markers, scales[:, None])  # (B, T, M, 3)
         return D3KEOutput(local, matrix_to_quat(local), root, scales, fk.positions, fk.global_rotmat, markers,
                           sk.rotated_joints)  # fmt: skip
+
+
+class VideoD3KE(nn.Module):
+    """A backbone and :class:`D3KE` trained together, end to end, from frames: the fine-tuned D3KE.
+
+    Each frame goes through ``backbone`` (a :class:`~kinepose.models.vision.backbones.Backbone`, pretrained or not),
+    stage ``stage``'s map is averaged to ``grid x grid`` cells (as :func:`~kinepose.models.vision.features.
+    extract_features` does for the cached, frozen path, so the two paths see the same features) and the window of
+    features goes to ``d3ke``. With ``frozen_bn`` the backbone's BatchNorm layers keep their loaded statistics in
+    training (the usual choice when fine-tuning ImageNet weights on small batches of correlated frames); a backbone
+    trained from scratch needs ``frozen_bn=False``.
+
+    Args:
+        backbone: the image backbone (its parameters train unless it was created with ``freeze=True``).
+        d3ke: the temporal network and skeleton model; its ``feature_dim`` must be ``channels[stage] * grid**2``.
+        stage: backbone stage whose map is pooled.
+        grid: cells per side of the pooled map (0: the global mean).
+        frozen_bn: keep BatchNorm statistics as loaded while training.
+    """
+
+    def __init__(self, backbone: nn.Module, d3ke: D3KE, stage: int = 3, grid: int = 4, frozen_bn: bool = True) -> None:
+        super().__init__()
+        channels = backbone.channels[stage]
+        want = channels * max(grid, 1) ** 2
+        if d3ke.feature_dim != want:
+            raise KineposeError(f"VideoD3KE: stage {stage} of {backbone.name} pooled to {grid}x{grid} gives {want} "
+                                f"features, the D3KE model reads {d3ke.feature_dim}")  # fmt: skip
+        self.backbone, self.d3ke = backbone, d3ke
+        self.stage, self.grid, self.frozen_bn = int(stage), int(grid), bool(frozen_bn)
+
+    @property
+    def window(self) -> int:
+        return self.d3ke.window
+
+    @property
+    def skeleton(self) -> Skeleton:
+        return self.d3ke.skeleton
+
+    def train(self, mode: bool = True) -> VideoD3KE:
+        super().train(mode)
+        if mode and self.frozen_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def features(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, S, S) uint8, or float in [0, 1] -> (B, T, F) pooled backbone features."""
+        if frames.dim() != 5 or frames.shape[2] != 3:
+            raise ShapeError(f"VideoD3KE: frames must be (B, T, 3, S, S), got {tuple(frames.shape)}")
+        B, T = frames.shape[:2]
+        x = frames.flatten(0, 1)
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        fmap = self.backbone.stages(x, self.stage)[-1]
+        f = F.adaptive_avg_pool2d(fmap, self.grid).flatten(1) if self.grid > 0 else fmap.mean((-2, -1))
+        return f.reshape(B, T, -1)
+
+    def forward(self, frames: torch.Tensor) -> D3KEOutput:
+        """(B, T, 3, S, S) frames, ``T <= window`` -> :class:`D3KEOutput` of every frame."""
+        return self.d3ke(self.features(frames))
 
 
 # ------------------------------------------------------------------------------------------------------- loss
