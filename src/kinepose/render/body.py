@@ -145,6 +145,10 @@ def _humanoid(x: np.ndarray, G: np.ndarray, sk: Skeleton, ap: Appearance) -> lis
     out.append(_ellipsoid(head_c, Gn, radii, ap.hair, "head", (neck,), tone=(0, 0.3, ap.skin, "face")))
     out.append(BodyPart(Primitive("sphere", head_c + Gn @ [radii[0], -0.01 * sh, 0], np.full(3, 0.022 * sh),
                                   ap.nose, P["face"]), (neck,)))  # fmt: skip
+    # ears on both sides (local z): they show which way the head is turned when it is seen from behind
+    for side in (-1.0, 1.0):
+        out.append(_ellipsoid(head_c + Gn @ [-0.01 * sh, -0.005 * sh, side * 0.082 * sh], Gn,
+                              (0.02 * sh, 0.032 * sh, 0.014 * sh), ap.skin * 0.85, "head", (neck,)))  # fmt: skip
     # arms and hands (the wrists are end sites: their rotation is the forearm's)
     for side in ("right", "left"):
         sh_, el, wr = j[f"{side}_shoulder"], j[f"{side}_elbow"], j[f"{side}_wrist"]
@@ -154,7 +158,8 @@ def _humanoid(x: np.ndarray, G: np.ndarray, sk: Skeleton, ap: Appearance) -> lis
         out.append(
             _ellipsoid(x[wr] + Gw @ [0, -0.07 * k, 0], Gw, (0.045 * k, 0.08 * k, 0.022 * k), ap.skin, "hand", (wr,))
         )
-    # legs and feet: each foot is an ellipsoid forward (+x) of the ankle along its global rotation, toes coloured
+    # legs and feet: each foot is an ellipsoid forward (+x) of the ankle along its global rotation, toes coloured,
+    # on a sole
     for side in ("right", "left"):
         hp, kn, an = j[f"{side}_hip"], j[f"{side}_knee"], j[f"{side}_ankle"]
         out.append(_capsule(x[hp], x[kn], 0.068 * sl, ap.trousers, "thigh", (hp, kn)))
@@ -162,6 +167,10 @@ def _humanoid(x: np.ndarray, G: np.ndarray, sk: Skeleton, ap: Appearance) -> lis
         Ga = G[an]
         out.append(_ellipsoid(x[an] + Ga @ [0.055, -0.045, 0], Ga, (0.125 * sf, 0.045 * sf, 0.055 * sf), ap.shoes,
                               "foot", (an,), tone=(0, 0.45, ap.toes, "toes")))  # fmt: skip
+        # a flat dark sole: its plane shows the roll of the foot about its long axis, which the ellipsoid hides
+        sole = Primitive("box", x[an] + Ga @ [0.055, -0.045 - 0.035 * sf, 0], np.array([0.112, 0.011, 0.047]) * sf,
+                         ap.shoes * 0.3, P["foot"], Ga)  # fmt: skip
+        out.append(BodyPart(sole, (an,)))
     return out
 
 

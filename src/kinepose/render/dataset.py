@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from kinepose._atomic import atomic_write
 from kinepose._progress import progress_enabled
 from kinepose.errors import KineposeError
-from kinepose.geometry.cameras import Camera
+from kinepose.geometry.cameras import Camera, project
+from kinepose.geometry.crops import crop_boxes
 from kinepose.geometry.rotations import axis_angle_to_quat, quat_multiply, quat_normalize
 from kinepose.kinematics.fk import forward_kinematics
 from kinepose.render.config import RenderConfig
@@ -52,6 +53,8 @@ class RenderedSet:
         K: ``(N, 3, 3)`` float32 intrinsics; ``R`` ``(N, 3, 3)``, ``t`` ``(N, 3)`` world-to-camera.
         clip: ``(N,)`` clip names; ``frame``: ``(N,)`` frame index in the clip; ``view``: ``(N,)`` view index
             (frames of one view share camera and subject, in order).
+        crops: ``(N, K, S, S, 3)`` uint8 crops around ``K`` joints rendered at their own resolution (the ``crops``
+            of :func:`render_motion_set`), or None.
     """
 
     skeleton: str
@@ -68,19 +71,20 @@ class RenderedSet:
     clip: np.ndarray
     frame: np.ndarray
     view: np.ndarray
+    crops: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def save(self, path: str | os.PathLike) -> None:
         """Write every field to one ``.npz`` (atomic: a failed write leaves no partial file)."""
-        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        arrays = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) is not None}
         atomic_write(path, lambda fh: np.savez(fh, **arrays), binary=True)
 
     def subset(self, index: np.ndarray) -> RenderedSet:
         """The images at ``index`` (an int array or a boolean mask) and their labels."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        return RenderedSet(**{k: (v if k == "skeleton" else v[index]) for k, v in kw.items()})
+        return RenderedSet(**{k: (v if k == "skeleton" or v is None else v[index]) for k, v in kw.items()})
 
 
 def load_rendered_set(path: str | os.PathLike) -> RenderedSet:
@@ -91,7 +95,7 @@ def load_rendered_set(path: str | os.PathLike) -> RenderedSet:
             data = {k: z[k] for k in z.files}
     except Exception as exc:
         raise KineposeError(f"{path}: not a readable rendered set ({type(exc).__name__}: {exc})") from exc
-    missing = [f.name for f in fields(RenderedSet) if f.name not in data]
+    missing = [f.name for f in fields(RenderedSet) if f.name not in data and f.name != "crops"]
     if missing:
         raise KineposeError(f"{path}: not a rendered set, missing {', '.join(missing)}")
     data["skeleton"] = str(data["skeleton"])
@@ -109,7 +113,7 @@ def _perturb(local: torch.Tensor, joints: list[int], deg: float, rng: np.random.
 
 
 def _render_job(job: tuple) -> dict:
-    skeleton, local, root, offsets, name, first, seed, config, fill, view_id, perturb, perturb_deg = job
+    skeleton, local, root, offsets, name, first, seed, config, fill, view_id, perturb, perturb_deg, crops = job
     rng = np.random.default_rng(seed)
     local = _perturb(local, perturb, perturb_deg, rng)
     fk = forward_kinematics(skeleton, local, root, offsets=offsets)
@@ -125,7 +129,16 @@ def _render_job(job: tuple) -> dict:
     center = x.mean(dim=(0, 1))[None]
     tg = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
     cam: Camera = ranges.sample(1, center, generator=tg, dtype=torch.float64)[0]
-    images, lab = render_clip(skeleton, x, G, cam, int(rng.integers(0, 2**62)), config)
+    windows = None
+    if crops is not None:  # (T, K, 3) squares around the crop joints, as crop_boxes cuts them from the image
+        joints, scale, _ = crops
+        uv = project(x, cam)  # (T, J, 2)
+        windows = np.zeros((T, len(joints), 3))
+        for k, (j, extend) in enumerate(joints):
+            c, side = crop_boxes(uv, skeleton.parents, scale, [j], extend=extend)
+            windows[:, k, :2], windows[:, k, 2] = c[:, 0].numpy(), side.numpy()
+    images, lab = render_clip(skeleton, x, G, cam, int(rng.integers(0, 2**62)), config, crop_windows=windows,
+                              crop_size=crops[2] if crops else 64)  # fmt: skip
     R = cam.R.double()
     K = np.array([[float(cam.fx), 0, float(cam.cx)], [0, float(cam.fy), float(cam.cy)], [0, 0, 1]])
     return {
@@ -142,6 +155,7 @@ def _render_job(job: tuple) -> dict:
         "clip": np.array([name] * T),
         "frame": np.arange(first, first + T),
         "view": np.full(T, view_id),
+        **({} if lab.crops is None else {"crops": lab.crops}),
     }
 
 
@@ -159,6 +173,9 @@ def render_motion_set(
     workers: int = 1,
     progress: bool = True,
     desc: str = "render",
+    crops: dict[str, float] | None = None,
+    crop_size: int = 64,
+    crop_scale: float = 0.3,
 ) -> RenderedSet:
     """Render ``views`` views of every clip (see the module docstring).
 
@@ -172,6 +189,10 @@ def render_motion_set(
         fill: fraction of the image's smaller side one frame of the subject spans.
         perturb: names of joints whose local rotation gets a random extra turn per view; ``perturb_deg`` its std.
         workers: processes (fork) rendering views in parallel; the result does not depend on it.
+        crops: joint name -> ``extend``: per image, a ``crop_size`` square around each such joint is rendered again
+            at its own resolution (:func:`~kinepose.render.renderer.render_pose`'s ``crop_windows``), where
+            :func:`~kinepose.geometry.crops.crop_boxes` (``crop_scale``, ``extend``) puts it in the image; in
+            ``RenderedSet.crops``. The images themselves do not change.
     """
     config = RenderConfig() if config is None else config
     if int(views) != views or views < 1:
@@ -184,6 +205,16 @@ def render_motion_set(
     if bad:
         raise KineposeError(f"perturb: joints {bad} are not in skeleton {skeleton.name!r}")
     pj = [skeleton.index(p) for p in perturb]
+    crop_spec = None
+    if crops:
+        bad = [c for c in crops if c not in skeleton.joint_names]
+        if bad:
+            raise KineposeError(f"crops: joints {bad} are not in skeleton {skeleton.name!r}")
+        if isinstance(crop_size, bool) or int(crop_size) != crop_size or crop_size < 8:
+            raise KineposeError(f"crop_size: expected an int >= 8, got {crop_size!r}")
+        if not 0 < float(crop_scale) < math.inf:
+            raise KineposeError(f"crop_scale: expected a finite number > 0, got {crop_scale!r}")
+        crop_spec = (tuple((skeleton.index(c), float(e)) for c, e in crops.items()), float(crop_scale), int(crop_size))
     master = np.random.default_rng(seed)
     jobs = []
     for name, m in clips.items():
@@ -197,7 +228,8 @@ def render_motion_set(
             first = int(master.integers(0, T - frames_per_view + 1))
             sl = slice(first, first + frames_per_view)
             jobs.append((skeleton, m.local_quat[sl].double(), m.root_pos[sl].double(), offsets, name, first,
-                         int(master.integers(0, 2**62)), config, fill, len(jobs), pj, float(perturb_deg)))  # fmt: skip
+                         int(master.integers(0, 2**62)), config, fill, len(jobs), pj, float(perturb_deg),
+                         crop_spec))  # fmt: skip
     bar = tqdm(total=len(jobs) * frames_per_view, desc=desc, unit="img", disable=not progress_enabled(progress),
                leave=False)  # fmt: skip
     parts = []

@@ -18,6 +18,7 @@ import torch
 
 from kinepose.errors import KineposeError
 from kinepose.geometry.cameras import Camera, project, world_to_camera
+from kinepose.geometry.crops import crop_camera
 from kinepose.render.body import Appearance, body_primitives, joint_radii, sample_appearance
 from kinepose.render.config import PART_NAMES, Occluder, RenderConfig
 from kinepose.render.raster import NEAR, Canvas, Primitive
@@ -42,6 +43,7 @@ class RenderLabels:
         depth: ``(H, W)`` float32 camera depth of the front-most surface (inf on the background).
         background: the background kind drawn.
         occluders: the occluders drawn (random or given), world frame.
+        crops: ``(K, S, S, 3)`` uint8 crops rendered at their own resolution (``crop_windows``), or None.
     """
 
     joints_2d: np.ndarray
@@ -52,6 +54,7 @@ class RenderLabels:
     depth: np.ndarray
     background: str
     occluders: list[Occluder] = field(default_factory=list)
+    crops: np.ndarray | None = None
 
 
 @dataclass
@@ -65,6 +68,7 @@ class ClipLabels:
     part_map: np.ndarray
     depth: np.ndarray
     background: list[str]
+    crops: np.ndarray | None = None
 
 
 def make_rng(rng: np.random.Generator | torch.Generator | int | None) -> np.random.Generator:
@@ -219,6 +223,8 @@ def render_pose(
     *,
     appearance: Appearance | None = None,
     occluders: list[Occluder] | None = None,
+    crop_windows: Any = None,
+    crop_size: int = 64,
 ) -> tuple[np.ndarray, RenderLabels]:
     """Render one posed subject seen by ``camera``.
 
@@ -233,6 +239,11 @@ def render_pose(
         appearance: a fixed subject appearance (see :func:`~kinepose.render.body.sample_appearance`); default
             one drawn from ``rng``.
         occluders: explicit occluders (world frame) replacing the random one; ``[]`` for none.
+        crop_windows: optional ``(K, 3)`` squares ``(u, v, side)`` in pixels of this image (centre, side; pixel
+            centres at integers, as :func:`~kinepose.geometry.crops.crop_boxes` gives them). Each is rendered again
+            at ``crop_size x crop_size`` through :func:`~kinepose.geometry.crops.crop_camera`: the same scene
+            (subject, light, occluder), its background resampled from this image's, the same pixel noise, as if it
+            were cut from a higher-resolution picture. They come back in ``labels.crops``.
 
     Returns:
         ``image`` ``(H, W, 3)`` uint8 and its :class:`RenderLabels`.
@@ -285,6 +296,10 @@ def render_pose(
     if config.noise_std > 0:
         img = img + gen.normal(0.0, config.noise_std, img.shape)
     image = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    crops = None
+    if crop_windows is not None:
+        crops = _render_crops(prims, background, camera, crop_windows, int(crop_size), ss, light, ambient, diffuse,
+                              config, gen)  # fmt: skip
 
     # labels
     xt = torch.as_tensor(x, dtype=torch.float64)
@@ -305,8 +320,44 @@ def render_pose(
         vis[j] = 1 if ok else 0
     part_map = canvas.part[ss // 2 :: ss, ss // 2 :: ss].copy()
     depth = canvas.depth[ss // 2 :: ss, ss // 2 :: ss].astype(np.float32)
-    labels = RenderLabels(uv, pc, vis, camera, part_map, depth, bg_kind, list(occluders))
+    labels = RenderLabels(uv, pc, vis, camera, part_map, depth, bg_kind, list(occluders), crops)
     return image, labels
+
+
+def _render_crops(prims: list[Primitive], background: np.ndarray, camera: Camera, windows: Any, size: int, ss: int,
+                  light: np.ndarray, ambient: float, diffuse: float, config: RenderConfig,
+                  gen: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """(K, size, size, 3) uint8: the scene's primitives (camera frame) seen through each window's crop camera."""
+    w = np.asarray(windows, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != 3 or not np.isfinite(w).all() or (w[:, 2] <= 0).any():
+        raise KineposeError(f"crop_windows: expected (K, 3) finite (u, v, side) with side > 0, got shape {w.shape}")
+    if isinstance(size, bool) or size < 1:
+        raise KineposeError(f"crop_size: expected an int >= 1, got {size!r}")
+    H, W = background.shape[:2]  # supersampled
+    bg = torch.from_numpy(np.ascontiguousarray(background.transpose(2, 0, 1)))[None].float()  # (1, 3, H, W)
+    n = size * ss
+    out = np.zeros((len(w), size, size, 3), np.uint8)
+    for k, (u, v, side) in enumerate(w):
+        cc = _camera_numbers(crop_camera(camera, (u, v), side, size))
+        canvas = Canvas(cc["fx"] * ss, cc["fy"] * ss, (cc["cx"] + 0.5) * ss - 0.5, (cc["cy"] + 0.5) * ss - 0.5, n, n,
+                        light, ambient, diffuse)  # fmt: skip
+        canvas.draw_all(prims)
+        # the background under the crop: canvas pixel p of the crop is image point u - side/2 + (p + 0.5) side / n,
+        # which is pixel ((that + 0.5) * ss - 0.5) of the supersampled background
+        p = (np.arange(n) + 0.5) * side / n
+        gx = ((u - 0.5 * side + p) + 0.5) * ss - 0.5
+        gy = ((v - 0.5 * side + p) + 0.5) * ss - 0.5
+        grid = torch.from_numpy(np.stack(np.meshgrid((2 * gx + 1) / W - 1, (2 * gy + 1) / H - 1, indexing="xy"), -1))
+        under = torch.nn.functional.grid_sample(bg, grid[None].float(), mode="bilinear", padding_mode="reflection",
+                                                align_corners=False)[0].numpy().transpose(1, 2, 0)  # fmt: skip
+        img = np.where(np.isfinite(canvas.depth)[..., None], canvas.color, under)
+        if ss > 1:
+            img = img.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
+        img = img * 255.0
+        if config.noise_std > 0:
+            img = img + gen.normal(0.0, config.noise_std, img.shape)
+        out[k] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return out
 
 
 def render_clip(
@@ -318,12 +369,15 @@ def render_clip(
     config: RenderConfig | None = None,
     *,
     same_subject: bool = True,
+    crop_windows: Any = None,
+    crop_size: int = 64,
 ) -> tuple[np.ndarray, ClipLabels]:
     """Render ``T`` frames ``joints_world (T, J, 3)``, ``global_rotmat (T, J, 3, 3)``.
 
     ``cameras`` is one camera (all frames) or a batch ``(T,)`` (one per frame). With ``same_subject`` one appearance
     is drawn for the whole clip; background, light and occluder are drawn per frame. Frame ``i`` uses its own
     generator seeded from ``rng`` and ``i``, so frames can be rendered in any order or in parallel.
+    ``crop_windows`` ``(T, K, 3)``: per frame, the crops of :func:`render_pose` (``labels.crops`` ``(T, K, S, S, 3)``).
 
     Returns:
         ``images`` ``(T, H, W, 3)`` uint8 and stacked :class:`ClipLabels`.
@@ -346,9 +400,13 @@ def render_clip(
     ap = sample_appearance(np.random.default_rng([seed, 2**32]), config) if same_subject else None
     images = np.zeros((T, config.image_size[1], config.image_size[0], 3), dtype=np.uint8)
     labels: list[RenderLabels] = []
+    if crop_windows is not None and np.shape(crop_windows)[:1] != (T,):
+        raise KineposeError(f"crop_windows: expected ({T}, K, 3), got shape {np.shape(crop_windows)}")
     for i in range(T):
         cam = cameras if cameras.batch_shape == () else cameras[i]
-        images[i], lab = render_pose(skeleton, x[i], G[i], cam, np.random.default_rng([seed, i]), config, appearance=ap)
+        images[i], lab = render_pose(skeleton, x[i], G[i], cam, np.random.default_rng([seed, i]), config, appearance=ap,
+                                     crop_windows=None if crop_windows is None else crop_windows[i],
+                                     crop_size=crop_size)  # fmt: skip
         labels.append(lab)
     cam_all = cameras if cameras.batch_shape == (T,) else Camera(
         fx=cameras.fx.expand(T), fy=cameras.fy.expand(T), cx=cameras.cx.expand(T), cy=cameras.cy.expand(T),
@@ -363,4 +421,5 @@ def render_clip(
         part_map=np.stack([lab.part_map for lab in labels]) if T else np.zeros((0, *images.shape[1:3]), np.uint8),
         depth=np.stack([lab.depth for lab in labels]) if T else np.zeros((0, *images.shape[1:3]), np.float32),
         background=[lab.background for lab in labels],
+        crops=None if crop_windows is None or not T else np.stack([lab.crops for lab in labels]),
     )

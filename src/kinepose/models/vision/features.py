@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from kinepose.errors import KineposeError
+from kinepose.geometry.crops import crop_boxes
 from kinepose.models.vision.backbones import Backbone
 
 __all__ = ["crop_boxes", "crop_features", "extract_features", "frames_to_tensor", "joint_crops"]
@@ -58,22 +59,6 @@ def extract_features(backbone: Backbone, frames: Iterable[np.ndarray], size: int
     if not out:
         raise KineposeError("features: no frames to read")
     return np.concatenate(out)
-
-
-def crop_boxes(joints_2d: torch.Tensor, parents: list[int] | tuple[int, ...], scale: float = 0.3,
-               joints: list[int] | None = None, extend: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
-    """Centres ``(B, K, 2)`` and sides ``(B,)`` in pixels of crops around joints.
-
-    A crop's side is ``scale`` times the larger side of the joints' 2D bounding box (at least 8 px). A joint whose
-    segment has no child joint (the head on the neck) is best seen past its end: with ``extend`` the centre of the
-    crop of joint ``j`` moves ``extend`` times its 2D bone ``j - parent(j)`` further along it (0 for the root).
-    """
-    uv = joints_2d
-    side = (uv.amax(1) - uv.amin(1)).amax(-1).mul(scale).clamp_min(8.0)  # (B,)
-    idx = list(range(uv.shape[1])) if joints is None else list(joints)
-    par = [max(parents[j], 0) if parents[j] >= 0 else j for j in idx]
-    centres = uv[:, idx] + extend * (uv[:, idx] - uv[:, par])  # (B, K, 2)
-    return centres, side
 
 
 def joint_crops(images: torch.Tensor, centres: torch.Tensor, side: torch.Tensor, size: int = 64) -> torch.Tensor:
