@@ -112,6 +112,11 @@ def _perturb(local: torch.Tensor, joints: list[int], deg: float, rng: np.random.
     return out
 
 
+def _one_thread() -> None:
+    """In a forked worker: torch runs inline (a parent's OpenMP pool does not survive the fork)."""
+    torch.set_num_threads(1)
+
+
 def _render_job(job: tuple) -> dict:
     skeleton, local, root, offsets, name, first, seed, config, fill, view_id, perturb, perturb_deg, crops = job
     rng = np.random.default_rng(seed)
@@ -234,7 +239,7 @@ def render_motion_set(
                leave=False)  # fmt: skip
     parts = []
     if workers > 1:
-        with ProcessPoolExecutor(int(workers), mp_context=get_context("fork")) as pool:
+        with ProcessPoolExecutor(int(workers), mp_context=get_context("fork"), initializer=_one_thread) as pool:
             for out in pool.map(_render_job, jobs, chunksize=max(1, len(jobs) // (8 * workers))):
                 parts.append(out)
                 bar.update(len(out["frame"]))

@@ -324,6 +324,19 @@ def render_pose(
     return image, labels
 
 
+def _bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(H, W, C) sampled at the grid ``rows x cols`` (pixel centres at integers), bilinear, edges clamped."""
+    H, W = image.shape[:2]
+    r = np.clip(rows, 0, H - 1)
+    c = np.clip(cols, 0, W - 1)
+    r0, c0 = np.minimum(np.floor(r).astype(int), H - 2).clip(0), np.minimum(np.floor(c).astype(int), W - 2).clip(0)
+    r1, c1 = np.minimum(r0 + 1, H - 1), np.minimum(c0 + 1, W - 1)
+    fr, fc = (r - r0)[:, None, None], (c - c0)[None, :, None]
+    top = image[r0][:, c0] * (1 - fc) + image[r0][:, c1] * fc
+    bot = image[r1][:, c0] * (1 - fc) + image[r1][:, c1] * fc
+    return top * (1 - fr) + bot * fr
+
+
 def _render_crops(prims: list[Primitive], background: np.ndarray, camera: Camera, windows: Any, size: int, ss: int,
                   light: np.ndarray, ambient: float, diffuse: float, config: RenderConfig,
                   gen: np.random.Generator) -> np.ndarray:  # fmt: skip
@@ -333,8 +346,6 @@ def _render_crops(prims: list[Primitive], background: np.ndarray, camera: Camera
         raise KineposeError(f"crop_windows: expected (K, 3) finite (u, v, side) with side > 0, got shape {w.shape}")
     if isinstance(size, bool) or size < 1:
         raise KineposeError(f"crop_size: expected an int >= 1, got {size!r}")
-    H, W = background.shape[:2]  # supersampled
-    bg = torch.from_numpy(np.ascontiguousarray(background.transpose(2, 0, 1)))[None].float()  # (1, 3, H, W)
     n = size * ss
     out = np.zeros((len(w), size, size, 3), np.uint8)
     for k, (u, v, side) in enumerate(w):
@@ -347,9 +358,7 @@ def _render_crops(prims: list[Primitive], background: np.ndarray, camera: Camera
         p = (np.arange(n) + 0.5) * side / n
         gx = ((u - 0.5 * side + p) + 0.5) * ss - 0.5
         gy = ((v - 0.5 * side + p) + 0.5) * ss - 0.5
-        grid = torch.from_numpy(np.stack(np.meshgrid((2 * gx + 1) / W - 1, (2 * gy + 1) / H - 1, indexing="xy"), -1))
-        under = torch.nn.functional.grid_sample(bg, grid[None].float(), mode="bilinear", padding_mode="reflection",
-                                                align_corners=False)[0].numpy().transpose(1, 2, 0)  # fmt: skip
+        under = _bilinear(background, gy, gx)  # numpy, not torch: this runs in forked render workers
         img = np.where(np.isfinite(canvas.depth)[..., None], canvas.color, under)
         if ss > 1:
             img = img.reshape(size, ss, size, ss, 3).mean(axis=(1, 3))
