@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: a dtype matrix and a seeded random generator."""
+"""Shared pytest fixtures: a dtype matrix and a seeded random generator; the ``vision`` marker (skipped where
+torchvision does not import)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,20 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _has_torchvision() -> bool:
+    try:
+        import torchvision  # noqa: F401
+    except Exception:  # not installed, or PyPI's build that fails beside the small torch
+        return False
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``vision`` are skipped, with the reason, where torchvision does not import."""
+    marked = [item for item in items if item.get_closest_marker("vision") is not None]
+    if marked and not _has_torchvision():
+        skip = pytest.mark.skip(reason="torchvision (the vision extra) is not installed")
+        for item in marked:
+            item.add_marker(skip)

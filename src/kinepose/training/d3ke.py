@@ -27,7 +27,7 @@ from kinepose.errors import KineposeError
 from kinepose.geometry.rotations import quat_to_matrix
 from kinepose.models.vision.d3ke import D3KE, MarkerSet, VideoD3KE, d3ke_loss, marker_positions
 from kinepose.skeleton.core import Skeleton
-from kinepose.training.schedule import warmup_cosine
+from kinepose.training.schedule import TimeAnnealed
 
 __all__ = ["D3KEData", "D3KETask", "d3ke_frames", "d3ke_windows", "kinematics_errors", "predict_d3ke", "train_d3ke"]
 
@@ -117,7 +117,7 @@ class _Windows(IterableDataset):
             yield {"features": _inputs(self.data.features[i]), **self.data.target(i)}
 
 
-class D3KETask(L.LightningModule):
+class D3KETask(TimeAnnealed, L.LightningModule):
     """D3KE's loss (weights and betas from ``loss``) and AdamW; the learning rate warms up, then decays on a cosine
     over the larger of the step and time fractions (:func:`~kinepose.training.schedule.warmup_cosine`), so a run
     stopped by ``max_seconds`` ends annealed. For a :class:`VideoD3KE` the backbone's parameters get ``backbone_lr``
@@ -130,18 +130,6 @@ class D3KETask(L.LightningModule):
         self.model, self.lr, self.steps, self.weight_decay = model, lr, steps, weight_decay
         self.max_seconds, self.backbone_lr = max_seconds, lr if backbone_lr is None else backbone_lr
         self.loss_kwargs = dict(loss or {})
-        self._t0 = time.perf_counter()
-
-    def on_train_start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        frac = self.global_step / max(self.steps, 1)
-        if self.max_seconds:
-            frac = max(frac, (time.perf_counter() - self._t0) / self.max_seconds)
-        f = warmup_cosine(min(frac, 1.0))
-        for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = group["peak_lr"] * f
 
     def training_step(self, batch: dict, _i: int) -> torch.Tensor:
         out = self.model(batch["features"])

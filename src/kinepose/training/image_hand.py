@@ -37,7 +37,7 @@ from kinepose.models.vision.image_hand import ImageHand
 from kinepose.render.config import RenderConfig
 from kinepose.render.dataset import RenderedSet, render_motion_set
 from kinepose.skeleton.presets import get_skeleton
-from kinepose.training.schedule import warmup_cosine
+from kinepose.training.schedule import TimeAnnealed
 
 __all__ = [
     "HandCrops",
@@ -151,7 +151,7 @@ class _Batches(IterableDataset):
             yield {"x": x, "joints": self.data.joints[i]}
 
 
-class ImageHandTask(L.LightningModule):
+class ImageHandTask(TimeAnnealed, L.LightningModule):
     """:func:`hand_loss`, AdamW, the learning rate scheduled on the larger of the step and time fractions.
 
     Args:
@@ -169,18 +169,6 @@ class ImageHandTask(L.LightningModule):
         self.model, self.mode, self.lr, self.steps, self.max_seconds = model, mode, lr, steps, max_seconds
         self.backbone_lr = lr if backbone_lr is None else backbone_lr
         self.weight_decay, self.jitter = weight_decay, float(jitter)
-        self._t0 = time.perf_counter()
-
-    def on_train_start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        frac = self.global_step / max(self.steps, 1)
-        if self.max_seconds:
-            frac = max(frac, (time.perf_counter() - self._t0) / self.max_seconds)
-        f = warmup_cosine(min(frac, 1.0))
-        for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = group["peak_lr"] * f
 
     def _images(self, x: torch.Tensor) -> torch.Tensor:
         x = self.model.prepare(x)  # (B, 3, S, S) in [0, 1]

@@ -31,15 +31,7 @@ from kinepose.training.image_hand import (
 SK = get_skeleton("hand21")
 
 
-def _has_torchvision() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or PyPI's build that fails beside the small torch
-        return False
-    return True
-
-
-needs_vision = pytest.mark.skipif(not _has_torchvision(), reason="torchvision (the vision extra) is not installed")
+needs_vision = pytest.mark.vision  # skipped where torchvision does not import (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,7 @@ from kinepose.training.schedule import warmup_cosine
 SK = get_skeleton("humanoid")
 
 
-def _has_torchvision() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:  # not installed, or PyPI's build that fails beside the small torch
-        return False
-    return True
-
-
-needs_vision = pytest.mark.skipif(not _has_torchvision(), reason="torchvision (the vision extra) is not installed")
+needs_vision = pytest.mark.vision  # skipped where torchvision does not import (tests/conftest.py)
 
 
 def test_warmup_cosine_by_hand():
