@@ -43,6 +43,7 @@ from kinepose.render import RenderConfig
 from kinepose.render.dataset import load_rendered_set, render_motion_set
 from kinepose.skeleton.presets import get_skeleton
 from kinepose.training.fusion import (
+    FusionData,
     evaluate_rotations,
     fusion_crops,
     fusion_data,
@@ -149,6 +150,12 @@ def main() -> int:
         help="crops for the crop-CNN rows: native (rendered at "
         "their own resolution, as cut from a sharper picture) and/or image (cut from the 192 px frame)",
     )
+    ap.add_argument(
+        "--residual",
+        default="none",
+        choices=["none", "local", "camera"],
+        help="what the network's rotation means (FusionIK residual): outright, or a correction of the fit",
+    )
     ap.add_argument("--crop-size", type=int, default=64)
     ap.add_argument("--crop-steps", type=int, default=2500)
     ap.add_argument("--crop-batch", type=int, default=64)
@@ -185,6 +192,15 @@ def main() -> int:
     mean_local = roma.special_procrustes(train.local.mean(0))  # (J, 3, 3) chordal mean per joint
     rows: list[dict] = []
 
+    pick = np.random.default_rng(args.seed).choice(len(train), min(1000, len(train)), replace=False)
+    fit_idx = torch.from_numpy(pick)
+
+    def fit_error(model, data) -> float:
+        """Neck + ankles error (10 mm) on 1000 training images: near the held-out one means the row underfits."""
+        sub = FusionData(data.joints[fit_idx], data.tokens[fit_idx], data.global_cam[fit_idx], data.local[fit_idx],
+                         data.clip[fit_idx.numpy()])  # fmt: skip
+        return mean_of(evaluate_rotations(predict_local(model, sub, 10.0, 7), sub, und), und)
+
     def add(name: str, kind: str, preds: dict, extra: dict) -> None:
         row = {"row": name, "kind": kind, **extra}
         for cond, pred in preds.items():
@@ -193,7 +209,8 @@ def main() -> int:
                          "all": mean_of(errs, list(sk.rotated_joints)),
                          "per_joint": {sk.joint_names[j]: errs[j] for j in und}}  # fmt: skip
         rows.append(row)
-        print(name, {c: round(row[c]["undetermined"], 2) for c in preds}, flush=True)
+        print(name, {c: round(row[c]["undetermined"], 2) for c in preds},
+              {k: round(v, 1) for k, v in row["10mm"]["per_joint"].items()}, flush=True)  # fmt: skip
 
     conds = {"clean": 0.0, "10mm": 10.0}
     add("least-squares fit (joints only)", "no network", {c: geometry_rows(test, geo_model, n, 7, None)
@@ -213,7 +230,9 @@ def main() -> int:
     )
     rows[-1]["seconds"] = round(time.time() - t0, 1)
     for v in [r for r in args.rows.split(",") if r]:
-        model = create_fusion(sk, variant=v, image_features=F, image_tokens=K)
+        torch.manual_seed(args.seed)
+        model = create_fusion(sk, variant=v, image_features=F, image_tokens=K,
+                              residual="none" if v == "image_only" else args.residual)  # fmt: skip
         info = train_fusion(model, train, steps=args.steps, max_minutes=args.max_minutes, seed=args.seed,
                             accelerator=args.accelerator, progress=False)  # fmt: skip
         t0 = time.perf_counter()
@@ -221,7 +240,9 @@ def main() -> int:
         ms = (time.perf_counter() - t0) * 1000 / (len(conds) * len(test))
         add(f"fusion {v}", "network", preds, {"train_seconds": round(info["train_seconds"], 1),
             "steps_done": info["steps_done"], "steps": args.steps, "ms_per_frame": round(ms, 3),
-            "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
+            "parameters": sum(p.numel() for p in model.parameters()), "training_images_10mm": fit_error(model, train),
+            "residual": model.residual})  # fmt: skip
+        print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
     crop_rows = [r for r in args.crop_rows.split(",") if r]
     sources = [c for c in args.crop_sources.split(",") if c]
     if any(c not in ("native", "image") for c in sources):
@@ -239,7 +260,7 @@ def main() -> int:
                                                       scale=CROP_SCALE, extend=ext))  # fmt: skip
         for v in crop_rows:
             torch.manual_seed(args.seed)
-            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v)
+            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v, residual=args.residual)
             info = train_fusion(model, tr_c, steps=args.crop_steps, batch_size=args.crop_batch,
                                 max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
                                 progress=False)  # fmt: skip
@@ -250,7 +271,9 @@ def main() -> int:
             add(f"fusion {v} + crop CNN ({what})", "network (CNN on crops trained end to end)", preds,
                 {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
                  "steps": args.crop_steps, "ms_per_frame": round(ms, 3), "crop_source": source,
-                 "parameters": sum(p.numel() for p in model.parameters())})  # fmt: skip
+                 "parameters": sum(p.numel() for p in model.parameters()),
+                 "training_images_10mm": fit_error(model, tr_c), "residual": args.residual})  # fmt: skip
+            print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
     result = {"benchmark": "fusion", "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
               "machine": platform.platform(), "train_images": len(train), "test_images": len(test),
               "render_seconds": round(render_s, 1), "token_seconds": round(token_s, 1),

@@ -4,7 +4,9 @@ One loop for both (:func:`fit_headpose`): Adam with cosine decay, a step budget 
 wrapped L1 loss on yaw, pitch and roll (radians), plus for the dual network ``aux_weight`` times the MSE of its
 face and pose heads against MediaPipe's normalized landmarks of the same image, counted only where MediaPipe found
 them. Images travel as uint8 and become float per batch (random crops-and-shifts of a few pixels and brightness
-jitter when ``augment``).
+jitter when ``augment``). ``roll_deg`` turns each training image about its centre by a random angle up to that many
+degrees, with its label turned too (:func:`roll_images`): exact for a camera whose principal point is the image
+centre, as the rendered heads' is, since it is the picture a camera turned about its optical axis would take.
 
 A run folder (:func:`save_headpose_run`) holds ``model.pt`` (state dict), ``config.json`` (what rebuilds it) and
 ``metrics.json``; :func:`load_headpose_run` reads it back without executing code (``weights_only``).
@@ -37,6 +39,7 @@ __all__ = [
     "load_headpose_run",
     "predict_headpose",
     "resolve_recipe",
+    "roll_images",
     "save_headpose_run",
     "train_recipe",
 ]
@@ -63,6 +66,52 @@ def _images_to_float(x: torch.Tensor, size: int | None, augment: bool, gen: torc
     return x.clamp(0, 1)
 
 
+Tensors = tuple[torch.Tensor, ...]
+
+
+def roll_images(images: torch.Tensor, theta: torch.Tensor, ypr: torch.Tensor,
+                landmarks: Tensors = ()) -> tuple[torch.Tensor, torch.Tensor, Tensors]:  # fmt: skip
+    """The pictures a camera turned by ``theta`` about its optical axis (through the image centre) would take.
+
+    A camera-frame point ``p`` becomes ``Rz(theta) p`` (OpenCV axes, ``Rz = [[c, -s, 0], [s, c, 0], [0, 0, 1]]``), so
+    the pixel ``u`` moves to ``centre + Rz2 (u - centre)`` (clockwise on screen for ``theta > 0``, y pointing down),
+    the head's rotation becomes ``Rz(theta) R`` and landmarks given relative to a centre turn their (x, y) by ``Rz2``
+    (depth unchanged; all-zero rows, the missing ones, stay zero).
+
+    Args:
+        images: ``(B, C, S, S)`` float, square.
+        theta: ``(B,)`` radians.
+        ypr: ``(B, 3)`` radians, :mod:`kinepose.geometry.headpose`'s convention.
+        landmarks: ``(B, 3 M)`` flattened (x, y, z) rows, e.g. the normalized MediaPipe face and pose targets.
+
+    Returns:
+        The turned images (border pixels repeated into the corners), their ``ypr`` and landmarks.
+    """
+    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
+
+    B, _, H, W = images.shape
+    if H != W:
+        raise ValueError(f"roll_images: images must be square (a turn about the centre), got {H}x{W}")
+    c, s = torch.cos(theta).to(images), torch.sin(theta).to(images)
+    z = torch.zeros_like(c)
+    # affine_grid maps output coordinates to input ones: u_in = Rz2^T u_out (normalized, centred, square)
+    A = torch.stack([torch.stack([c, s, z], -1), torch.stack([-s, c, z], -1)], 1)  # (B, 2, 3)
+    grid = torch.nn.functional.affine_grid(A, list(images.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    c64, s64 = torch.cos(theta).double(), torch.sin(theta).double()
+    one, zero = torch.ones_like(c64), torch.zeros_like(c64)
+    Rz = torch.stack([torch.stack([c64, -s64, zero], -1), torch.stack([s64, c64, zero], -1),
+                      torch.stack([zero, zero, one], -1)], 1)  # fmt: skip
+    new_ypr = matrix_to_ypr(Rz @ ypr_to_matrix(ypr.double())).to(ypr.dtype)
+    turned = []
+    for lm in landmarks:
+        p = lm.reshape(B, -1, 3)
+        x, y = p[..., 0], p[..., 1]
+        cc, ss = c[:, None].to(lm), s[:, None].to(lm)
+        turned.append(torch.stack([cc * x - ss * y, ss * x + cc * y, p[..., 2]], -1).reshape(lm.shape))
+    return out, new_ypr, tuple(turned)
+
+
 @dataclass
 class FitResult:
     """``steps`` run, ``seconds`` taken, ``final_loss`` (mean of the last 50 steps), ``stopped_by`` ("steps" or
@@ -85,7 +134,7 @@ def _forward(model, x: torch.Tensor, kind: str, size: int | None, augment: bool,
 def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *, kind: str, steps: int = 2000,
                  batch_size: int = 64, lr: float = 1e-3, max_minutes: float = 15.0, aux_face: np.ndarray | None = None,
                  aux_pose: np.ndarray | None = None, aux_weight: float = 0.0, image_size: int | None = None,
-                 augment: bool = True, seed: int = 0, progress: bool = False,
+                 augment: bool = True, roll_deg: float = 0.0, seed: int = 0, progress: bool = False,
                  device: str = "cpu") -> FitResult:  # fmt: skip
     """Train ``model`` in place.
 
@@ -96,6 +145,8 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         aux_face / aux_pose: ``(N, 1404)`` / ``(N, 99)`` normalized MediaPipe landmarks, all-zero rows where missing.
         aux_weight: weight of the auxiliary landmark loss (0 = off).
         image_size: images are resized to it (kind ``"images"``).
+        roll_deg: with ``augment`` and kind ``"images"``, each training image turns about its centre by a uniform
+            random angle in ``[-roll_deg, roll_deg]``, labels and landmark targets with it (:func:`roll_images`).
         max_minutes: wall-clock budget; the loop stops at whichever of ``steps`` and the budget comes first.
         device: where the model trains (``"cuda"`` for the GPU recipes); the data stays on the CPU, batch by batch.
     """
@@ -125,10 +176,20 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
         idx = torch.randint(0, len(y_all), (batch_size,), generator=gen)
-        out = _forward(model, x_all[idx].to(device), kind, image_size, augment, gen)
-        loss = angle_l1(out.ypr, y_all[idx].to(device))
-        if use_aux and out.face is not None:
+        y = y_all[idx].to(device)
+        if use_aux:
             fi, pi, wf, wp = af[idx].to(device), ap[idx].to(device), mf[idx].to(device), mp_[idx].to(device)
+        if kind == "images" and augment and roll_deg > 0:
+            theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
+            x = _images_to_float(x_all[idx].to(device), image_size, augment, gen)
+            x, y, marks = roll_images(x, theta.to(device), y, (fi, pi) if use_aux else ())
+            if use_aux:
+                fi, pi = marks
+            out = model(x)
+        else:
+            out = _forward(model, x_all[idx].to(device), kind, image_size, augment, gen)
+        loss = angle_l1(out.ypr, y)
+        if use_aux and out.face is not None:
             lf = (((out.face - fi) ** 2).mean(1) * wf).sum() / wf.sum().clamp(min=1)
             lp = (((out.pose - pi) ** 2).mean(1) * wp).sum() / wp.sum().clamp(min=1)
             loss = loss + aux_weight * (lf + lp)
@@ -212,8 +273,9 @@ RECIPE_DEFAULTS = {
     "name": "headpose", "task": "headpose", "model": "headpose_landmarks", "hidden": [512, 256, 128],
     "dropout": 0.1, "use_pose": True,
     "residual": False, "backbone": "resnet18", "pretrained": False, "freeze": False, "weights": None,
-    "aux_weight": 0.1, "image_size": 112, "steps": 4000, "batch_size": 128, "lr": 1e-3, "max_minutes": 15.0,
-    "seed": 0, "data": {"sequences": 10, "frames": 40, "size": 192, "seed": 0, "test_fraction": 0.25},
+    "aux_weight": 0.1, "roll_deg": 0.0, "image_size": 112, "steps": 4000, "batch_size": 128, "lr": 1e-3,
+    "max_minutes": 15.0, "seed": 0,
+    "data": {"sequences": 10, "frames": 40, "size": 192, "seed": 0, "test_fraction": 0.25},
 }  # fmt: skip
 
 
@@ -229,7 +291,8 @@ def resolve_recipe(cfg: dict) -> dict:
         raise KineposeError(f"head-pose recipe: model must be headpose_landmarks or headpose_dual, got "
                             f"{out['model']!r}")  # fmt: skip
     checks = (("steps", 1, None), ("batch_size", 1, None), ("lr", 0.0, None), ("max_minutes", 0.0, None),
-              ("image_size", 32, None), ("dropout", 0.0, 0.95), ("aux_weight", 0.0, None))  # fmt: skip
+              ("image_size", 32, None), ("dropout", 0.0, 0.95), ("aux_weight", 0.0, None),
+              ("roll_deg", 0.0, 90.0))  # fmt: skip
     for key, lo, hi in checks:
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int | float) or v < lo or (hi is not None and v > hi) or (
@@ -292,7 +355,7 @@ def train_recipe(cfg: dict, data: HeadposeData, train: np.ndarray, *, steps: int
         feats = extract_features(model.backbone, list(images), images.shape[1], 64).astype(np.float32)
         fit = fit_headpose(model, feats[train], hs.ypr[train], kind="features", augment=False, **aux, **common)
         return model, predict_headpose(model, feats, kind="features"), fit
-    fit = fit_headpose(model, images[train], hs.ypr[train], kind="images", **aux, **common)
+    fit = fit_headpose(model, images[train], hs.ypr[train], kind="images", roll_deg=cfg["roll_deg"], **aux, **common)
     return model, predict_headpose(model, images, kind="images", batch_size=64), fit
 
 

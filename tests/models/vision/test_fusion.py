@@ -72,6 +72,36 @@ def test_geometry_kept_and_learned_globals_are_the_networks():
     assert float(geodesic_distance(G, out.aux["global_pred"]).max()) < 1e-4
 
 
+@pytest.mark.parametrize("residual", ["local", "camera"])
+def test_residual_corrects_the_fit_in_the_frame_it_names(residual):
+    """The last layer set to a constant rotation R: ``local`` gives local = L_fit R, ``camera`` G_pred = R G_fit;
+    a fresh network (last layer at the identity) stays within a few degrees of the fit."""
+    torch.manual_seed(0)
+    model = create_fusion(SK, variant="concat", image_features=F, image_tokens=K, dim=32, layers=1, heads=2,
+                          residual=residual)  # fmt: skip
+    _, fk = _poses(3, seed=6)
+    tok = torch.randn(3, K, F)
+    idx = model.learned_index
+    with torch.no_grad():
+        fresh = model(fk.positions[:, None], image_tokens=tok)
+        geo = model.geometry(fk.positions, None)
+        fit_local = quat_to_matrix(geo.local_quat.float())[:, idx]
+        assert float(torch.rad2deg(geodesic_distance(fresh.aux["learned_local"], fit_local)).max()) < 5.0
+        R = quat_to_matrix(axis_angle_to_quat(torch.tensor([0.3, -0.5, 0.2])))
+        model.rot_head[-1].weight.zero_()
+        model.rot_head[-1].bias.copy_(torch.cat([R[:, 0], R[:, 1]]))
+        out = model(fk.positions[:, None], image_tokens=tok)
+    if residual == "local":
+        expected = fit_local @ R
+        got = out.aux["learned_local"]
+    else:
+        expected = R @ geo.global_rotmat.float()[:, idx]
+        got = out.aux["global_pred"]
+    assert float(geodesic_distance(got, expected).max()) < 1e-5
+    # and the output's local quaternions carry it
+    assert float(geodesic_distance(quat_to_matrix(out.local_quat[:, idx]), out.aux["learned_local"]).max()) < 1e-4
+
+
 def test_bad_inputs_are_named():
     model = create_fusion(SK, variant="concat", image_features=F, image_tokens=K)
     _, fk = _poses(2)
@@ -83,6 +113,10 @@ def test_bad_inputs_are_named():
         create_fusion(SK, variant="late")
     with pytest.raises(KineposeError, match="dim_model"):
         create_fusion(SK, dim_model=3)
+    with pytest.raises(KineposeError, match="residual"):
+        create_fusion(SK, residual="global")
+    with pytest.raises(KineposeError, match="image_only has not"):
+        create_fusion(SK, variant="image_only", residual="local")
 
 
 def test_training_learns_a_rotation_the_tokens_show():

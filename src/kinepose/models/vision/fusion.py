@@ -23,6 +23,16 @@ camera-frame 3D joints and image tokens (backbone features of the whole frame an
 - ``image_only``: the first image token (the whole frame) alone; every rotation, the root's in the camera frame
   included, comes from the network (local rotations from predicted parent and child globals).
 
+``residual`` picks what the network's 6D output means for a learned joint ``j`` (not for ``image_only``):
+
+- ``none``: its camera-frame rotation ``G_pred`` itself;
+- ``local``: a rotation ``D`` applied in the joint's own frame after the fit's answer: ``G_pred = G_fit[j] D``, so
+  ``local = L_fit D``;
+- ``camera``: a rotation applied in the camera frame: ``G_pred = D G_fit[j]``.
+
+With a residual the last layer starts at the identity, so an untrained network gives the fit's answer (the rest
+pose for the neck and ankles) and training moves away from it only as far as the inputs say.
+
 Joint token: standardized root-relative position, bone vector over the rest length, visibility, and the 6D global
 rotation of the geometric solution (13 numbers), embedded and added to a learned per-joint embedding.
 """
@@ -43,9 +53,10 @@ from kinepose.models.layers import AttentionEncoder, bone_vectors, check_choice,
 from kinepose.models.registry import build_checked
 from kinepose.skeleton.core import Skeleton
 
-__all__ = ["VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "create_crop_fusion", "create_fusion"]
+__all__ = ["RESIDUALS", "VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "create_crop_fusion", "create_fusion"]
 
 VARIANTS = ("concat", "cross_attention", "aux_lengths", "joints_only", "image_only")
+RESIDUALS = ("none", "local", "camera")
 
 
 class CrossBlock(nn.Module):
@@ -84,6 +95,8 @@ class FusionIK(PoseModel):
         heads: attention heads.
         dropout: dropout probability.
         fit_iterations: least-squares fit steps after analytic IK in the geometric part.
+        residual: one of :data:`RESIDUALS` (module docstring): ``none`` predicts camera-frame rotations outright,
+            ``local`` / ``camera`` a correction of the fit's answer in the joint's or the camera's frame.
     """
 
     family = "fusion"
@@ -99,13 +112,17 @@ class FusionIK(PoseModel):
         heads: int = 4,
         dropout: float = 0.0,
         fit_iterations: int = 2,
+        residual: str = "none",
     ) -> None:
         super().__init__(skeleton, window=1, causal=True)
         check_choice("variant", variant, VARIANTS)
+        check_choice("residual", residual, RESIDUALS)
+        if variant == "image_only" and residual != "none":
+            raise KineposeError(f"fusion: residual={residual!r} corrects the joint fit, which image_only has not")
         check_positive(image_features=image_features, image_tokens=image_tokens, dim=dim, layers=layers)
         check_positive(0, fit_iterations=fit_iterations)
         J = skeleton.num_joints
-        self.variant, self.fit_iterations = variant, int(fit_iterations)
+        self.variant, self.fit_iterations, self.residual = variant, int(fit_iterations), residual
         self.image_features, self.image_tokens = int(image_features), int(image_tokens)
         rotated = list(skeleton.rotated_joints)
         det = determined_mask(skeleton, local=True)
@@ -144,6 +161,11 @@ class FusionIK(PoseModel):
                                            nn.Linear(2 * dim, dim), nn.ReLU())  # fmt: skip
             self.query = nn.Parameter(0.02 * torch.randn(len(learned), dim))
         self.rot_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 6))
+        if residual != "none":  # start at the identity: the fit's answer
+            last = self.rot_head[-1]
+            with torch.no_grad():
+                last.weight.mul_(0.01)
+                last.bias.copy_(matrix_to_sixd(torch.eye(3)))
 
     # ----------------------------------------------------------------------------------------------- inputs
     def _check_image(self, image_tokens: torch.Tensor | None, batch: int) -> torch.Tensor | None:
@@ -222,6 +244,10 @@ class FusionIK(PoseModel):
                 h = h_new
                 attention.append(w)
         G_pred = sixd_to_matrix(self.rot_head(h[:, self.learned_index]))  # (B, L, 3, 3)
+        if self.residual == "local":  # D in the joint's frame: G_fit D
+            G_pred = geo_global[:, self.learned_index] @ G_pred
+        elif self.residual == "camera":  # D in the camera frame: D G_fit
+            G_pred = G_pred @ geo_global[:, self.learned_index]
         local = _local_from_globals(geo, G_pred, self.learned, self.skeleton.parents, joints.dtype)
         quat_local = scatter_rotations(self.skeleton, matrix_to_quat(local[:, self.rotated_index]))
         aux.update(global_pred=G_pred, learned_local=local[:, self.learned_index],
