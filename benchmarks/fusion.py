@@ -38,7 +38,7 @@ from kinepose._atomic import atomic_write
 from kinepose.data.sources.deepmimic import load_deepmimic
 from kinepose.geometry.rotations import quat_to_matrix
 from kinepose.models.vision import create_backbone
-from kinepose.models.vision.fusion import create_crop_fusion, create_fusion
+from kinepose.models.vision.fusion import FRAMES, create_crop_fusion, create_fusion
 from kinepose.render import RenderConfig
 from kinepose.render.dataset import load_rendered_set, render_motion_set
 from kinepose.skeleton.presets import get_skeleton
@@ -151,10 +151,11 @@ def main() -> int:
         "their own resolution, as cut from a sharper picture) and/or image (cut from the 192 px frame)",
     )
     ap.add_argument(
-        "--residual",
-        default="none",
-        choices=["none", "local", "camera"],
-        help="what the network's rotation means (FusionIK residual): outright, or a correction of the fit",
+        "--frame",
+        default="camera",
+        choices=list(FRAMES),
+        help="the frame of the network's rotations (FusionIK frame): camera, ray (the line of sight), or a "
+        "correction of the fit (fit, fit_camera)",
     )
     ap.add_argument("--crop-size", type=int, default=64)
     ap.add_argument("--crop-steps", type=int, default=2500)
@@ -232,7 +233,7 @@ def main() -> int:
     for v in [r for r in args.rows.split(",") if r]:
         torch.manual_seed(args.seed)
         model = create_fusion(sk, variant=v, image_features=F, image_tokens=K,
-                              residual="none" if v == "image_only" else args.residual)  # fmt: skip
+                              frame="camera" if v == "image_only" else args.frame)  # fmt: skip
         info = train_fusion(model, train, steps=args.steps, max_minutes=args.max_minutes, seed=args.seed,
                             accelerator=args.accelerator, progress=False)  # fmt: skip
         t0 = time.perf_counter()
@@ -241,7 +242,7 @@ def main() -> int:
         add(f"fusion {v}", "network", preds, {"train_seconds": round(info["train_seconds"], 1),
             "steps_done": info["steps_done"], "steps": args.steps, "ms_per_frame": round(ms, 3),
             "parameters": sum(p.numel() for p in model.parameters()), "training_images_10mm": fit_error(model, train),
-            "residual": model.residual})  # fmt: skip
+            "frame": model.frame})  # fmt: skip
         print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
     crop_rows = [r for r in args.crop_rows.split(",") if r]
     sources = [c for c in args.crop_sources.split(",") if c]
@@ -260,7 +261,7 @@ def main() -> int:
                                                       scale=CROP_SCALE, extend=ext))  # fmt: skip
         for v in crop_rows:
             torch.manual_seed(args.seed)
-            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v, residual=args.residual)
+            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v, frame=args.frame)
             info = train_fusion(model, tr_c, steps=args.crop_steps, batch_size=args.crop_batch,
                                 max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
                                 progress=False)  # fmt: skip
@@ -272,7 +273,7 @@ def main() -> int:
                 {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
                  "steps": args.crop_steps, "ms_per_frame": round(ms, 3), "crop_source": source,
                  "parameters": sum(p.numel() for p in model.parameters()),
-                 "training_images_10mm": fit_error(model, tr_c), "residual": args.residual})  # fmt: skip
+                 "training_images_10mm": fit_error(model, tr_c), "frame": args.frame})  # fmt: skip
             print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
     result = {"benchmark": "fusion", "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
               "machine": platform.platform(), "train_images": len(train), "test_images": len(test),

@@ -12,8 +12,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from kinepose.geometry.headpose import ypr_to_matrix
-from kinepose.models.headpose.landmarks import HeadPoseOutput
-from kinepose.training.headpose import fit_headpose, resolve_recipe, roll_images
+from kinepose.models.headpose.landmarks import HeadPoseOutput, LandmarkMLP
+from kinepose.training.headpose import fit_headpose, resolve_recipe, roll_images, roll_landmarks
 
 S, F = 64, 70.0
 C = (S - 1) / 2  # the principal point: the image centre (pixel centres at integers)
@@ -111,6 +111,31 @@ def test_fit_headpose_trains_with_roll_and_landmark_targets():
     fit = fit_headpose(_Tiny(), images, g.uniform(-0.5, 0.5, (12, 3)), kind="images", steps=5, batch_size=4,
                        aux_face=face, aux_pose=pose, aux_weight=0.1, image_size=32, roll_deg=20.0)  # fmt: skip
     assert fit.steps == 5 and np.isfinite(fit.final_loss)
+    fit_v = fit_headpose(LandmarkMLP((16,), 0.0, True, False), g.normal(size=(12, 1503)).astype(np.float32),
+                         g.uniform(-0.5, 0.5, (12, 3)), kind="vectors", steps=3, batch_size=4,
+                         roll_deg=20.0)  # fmt: skip
+    assert fit_v.steps == 3
     assert resolve_recipe({"roll_deg": 15})["roll_deg"] == 15
     with pytest.raises(Exception, match="roll_deg"):
         resolve_recipe({"roll_deg": 120})
+
+
+def test_turned_landmarks_give_the_turned_pose_to_the_kabsch_fit():
+    """The Kabsch fit (kinepose.models.headpose.GeometricHeadPose, no learning) on landmark vectors turned by
+    roll_landmarks gives the pose roll_landmarks turned: landmarks and labels turn consistently."""
+    from kinepose.geometry.headpose import matrix_to_ypr
+    from kinepose.models.headpose import GeometricHeadPose, landmark_vector
+
+    rng = np.random.default_rng(5)
+    mean = rng.normal(size=(468, 3)) * [0.07, 0.09, 0.04]
+    R = Rotation.random(12, random_state=6).as_matrix()
+    R = ypr_to_matrix(np.clip(matrix_to_ypr(R), -0.9, 0.9))
+    faces = 250.0 * np.einsum("nij,kj->nki", R, mean) + [320, 240, 0]
+    geo = GeometricHeadPose().fit(faces, R)
+    vec = torch.from_numpy(landmark_vector(faces, np.full((12, 33, 3), np.nan)))  # no body: zeros
+    theta = torch.linspace(-0.6, 0.6, 12)
+    ypr = torch.from_numpy(geo.predict(faces))
+    new_ypr, (turned,) = roll_landmarks(theta, ypr, (vec,))
+    turned_faces = turned[:, :1404].reshape(12, 468, 3).double().numpy()  # normalized units: the fit is scale-free
+    np.testing.assert_allclose(geo.predict(turned_faces), new_ypr.numpy(), atol=1e-4)
+    assert torch.equal(turned[:, 1404:], torch.zeros(12, 99))

@@ -22,6 +22,7 @@ from kinepose._progress import progress_enabled
 from kinepose.errors import KineposeError
 from kinepose.geometry.rotations import geodesic_distance, quat_to_matrix
 from kinepose.models.vision.fusion import FusionIK
+from kinepose.training.schedule import TimeAnnealed
 
 __all__ = [
     "FusionData",
@@ -157,18 +158,22 @@ def _geodesic_loss(R1: torch.Tensor, R2: torch.Tensor) -> torch.Tensor:
     return roma.rotmat_geodesic_distance(R1, R2, clamping=1.0 - 1e-6).mean()
 
 
-class FusionTask(L.LightningModule):
-    def __init__(self, model: FusionIK, lr: float, steps: int, weight_decay: float = 1e-4) -> None:
+class FusionTask(TimeAnnealed, L.LightningModule):
+    """:func:`fusion_loss`, AdamW, a warm-up then cosine decay on the larger of the step and time fractions (a run
+    stopped by ``max_seconds`` ends annealed, not halfway down its schedule)."""
+
+    def __init__(self, model: FusionIK, lr: float, steps: int, weight_decay: float = 1e-4,
+                 max_seconds: float | None = None) -> None:  # fmt: skip
         super().__init__()
         self.model, self.lr, self.steps, self.weight_decay = model, lr, steps, weight_decay
+        self.max_seconds = max_seconds
 
     def training_step(self, batch: dict, _i: int) -> torch.Tensor:
         return fusion_loss(self.model, batch)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, self.lr, total_steps=self.steps, pct_start=0.05)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        groups = [{"params": list(self.model.parameters()), "peak_lr": self.lr, "lr": self.lr}]
+        return torch.optim.AdamW(groups, weight_decay=self.weight_decay)
 
 
 def train_fusion(model: FusionIK, data: FusionData, *, steps: int = 2000, batch_size: int = 128, lr: float = 1e-3,
@@ -179,7 +184,7 @@ def train_fusion(model: FusionIK, data: FusionData, *, steps: int = 2000, batch_
     torch.manual_seed(seed)
     rel = data.joints - data.joints[:, :1]
     model.set_normalization(rel.mean(0), rel.std(0))
-    task = FusionTask(model, lr, steps)
+    task = FusionTask(model, lr, steps, max_seconds=60.0 * max_minutes)
     model.train()  # Lightning keeps the modes it is given (predict_local leaves eval)
     show = progress_enabled() if progress is None else progress
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": max_minutes}, logger=False, enable_checkpointing=False,

@@ -40,6 +40,7 @@ __all__ = [
     "predict_headpose",
     "resolve_recipe",
     "roll_images",
+    "roll_landmarks",
     "save_headpose_run",
     "train_recipe",
 ]
@@ -87,9 +88,7 @@ def roll_images(images: torch.Tensor, theta: torch.Tensor, ypr: torch.Tensor,
     Returns:
         The turned images (border pixels repeated into the corners), their ``ypr`` and landmarks.
     """
-    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
-
-    B, _, H, W = images.shape
+    _, _, H, W = images.shape
     if H != W:
         raise ValueError(f"roll_images: images must be square (a turn about the centre), got {H}x{W}")
     c, s = torch.cos(theta).to(images), torch.sin(theta).to(images)
@@ -98,6 +97,16 @@ def roll_images(images: torch.Tensor, theta: torch.Tensor, ypr: torch.Tensor,
     A = torch.stack([torch.stack([c, s, z], -1), torch.stack([-s, c, z], -1)], 1)  # (B, 2, 3)
     grid = torch.nn.functional.affine_grid(A, list(images.shape), align_corners=False)
     out = torch.nn.functional.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    new_ypr, turned = roll_landmarks(theta, ypr, landmarks)
+    return out, new_ypr, turned
+
+
+def roll_landmarks(theta: torch.Tensor, ypr: torch.Tensor, landmarks: Tensors = ()) -> tuple[torch.Tensor, Tensors]:
+    """What :func:`roll_images` does to the labels: ``ypr`` (B, 3) of ``Rz(theta) R``, and each ``(B, 3 M)`` row of
+    (x, y, z) landmarks (relative to a centre, e.g. a landmark model's whole input vector) with its (x, y) turned by
+    ``Rz2``; all-zero rows stay zero."""
+    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
+
     c64, s64 = torch.cos(theta).double(), torch.sin(theta).double()
     one, zero = torch.ones_like(c64), torch.zeros_like(c64)
     Rz = torch.stack([torch.stack([c64, -s64, zero], -1), torch.stack([s64, c64, zero], -1),
@@ -105,11 +114,11 @@ def roll_images(images: torch.Tensor, theta: torch.Tensor, ypr: torch.Tensor,
     new_ypr = matrix_to_ypr(Rz @ ypr_to_matrix(ypr.double())).to(ypr.dtype)
     turned = []
     for lm in landmarks:
-        p = lm.reshape(B, -1, 3)
+        p = lm.reshape(lm.shape[0], -1, 3)
         x, y = p[..., 0], p[..., 1]
-        cc, ss = c[:, None].to(lm), s[:, None].to(lm)
+        cc, ss = c64[:, None].to(lm), s64[:, None].to(lm)
         turned.append(torch.stack([cc * x - ss * y, ss * x + cc * y, p[..., 2]], -1).reshape(lm.shape))
-    return out, new_ypr, tuple(turned)
+    return new_ypr, tuple(turned)
 
 
 @dataclass
@@ -145,8 +154,10 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         aux_face / aux_pose: ``(N, 1404)`` / ``(N, 99)`` normalized MediaPipe landmarks, all-zero rows where missing.
         aux_weight: weight of the auxiliary landmark loss (0 = off).
         image_size: images are resized to it (kind ``"images"``).
-        roll_deg: with ``augment`` and kind ``"images"``, each training image turns about its centre by a uniform
-            random angle in ``[-roll_deg, roll_deg]``, labels and landmark targets with it (:func:`roll_images`).
+        roll_deg: with ``augment``, each training image turns about its centre by a uniform random angle in
+            ``[-roll_deg, roll_deg]``, labels and landmark targets with it (:func:`roll_images`); for kind
+            ``"vectors"`` the landmark vectors turn the same way (:func:`roll_landmarks`), as they would in a turned
+            picture.
         max_minutes: wall-clock budget; the loop stops at whichever of ``steps`` and the budget comes first.
         device: where the model trains (``"cuda"`` for the GPU recipes); the data stays on the CPU, batch by batch.
     """
@@ -185,6 +196,10 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
             x, y, marks = roll_images(x, theta.to(device), y, (fi, pi) if use_aux else ())
             if use_aux:
                 fi, pi = marks
+            out = model(x)
+        elif kind == "vectors" and augment and roll_deg > 0:
+            theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
+            y, (x,) = roll_landmarks(theta.to(device), y, (x_all[idx].to(device),))
             out = model(x)
         else:
             out = _forward(model, x_all[idx].to(device), kind, image_size, augment, gen)
@@ -340,7 +355,8 @@ def train_recipe(cfg: dict, data: HeadposeData, train: np.ndarray, *, steps: int
             from kinepose.models.headpose import GeometricHeadPose
 
             model.set_mean_face(GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).mean_face)
-        fit = fit_headpose(model, data.vectors[tr], hs.ypr[tr], kind="vectors", augment=False, **common)
+        fit = fit_headpose(model, data.vectors[tr], hs.ypr[tr], kind="vectors", augment=cfg["roll_deg"] > 0,
+                           roll_deg=cfg["roll_deg"], **common)  # fmt: skip
         pred = predict_headpose(model, data.vectors, kind="vectors")
         pred[~data.found] = np.nan
         return model, pred, fit

@@ -3,14 +3,23 @@ rotation where they do not, every variant trains, bad inputs named. Pure torch: 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from kinepose.errors import KineposeError, ShapeError
 from kinepose.geometry.rotations import axis_angle_to_quat, geodesic_distance, quat_to_matrix
 from kinepose.kinematics.fk import forward_kinematics, random_pose
 from kinepose.kinematics.ik import determined_mask
-from kinepose.models.vision.fusion import VARIANTS, CropEncoder, CropFusion, create_crop_fusion, create_fusion
+from kinepose.models.vision.fusion import (
+    VARIANTS,
+    CropEncoder,
+    CropFusion,
+    create_crop_fusion,
+    create_fusion,
+    ray_rotation,
+)
 from kinepose.skeleton.presets import get_skeleton
 from kinepose.training.fusion import FusionData, fusion_loss, predict_local, train_fusion
 
@@ -72,13 +81,14 @@ def test_geometry_kept_and_learned_globals_are_the_networks():
     assert float(geodesic_distance(G, out.aux["global_pred"]).max()) < 1e-4
 
 
-@pytest.mark.parametrize("residual", ["local", "camera"])
-def test_residual_corrects_the_fit_in_the_frame_it_names(residual):
-    """The last layer set to a constant rotation R: ``local`` gives local = L_fit R, ``camera`` G_pred = R G_fit;
-    a fresh network (last layer at the identity) stays within a few degrees of the fit."""
+@pytest.mark.parametrize("frame", ["fit", "fit_camera", "ray"])
+def test_output_frames_are_the_ones_named(frame):
+    """The last layer set to a constant rotation R: ``fit`` gives local = L_fit R, ``fit_camera`` G_pred = R G_fit,
+    ``ray`` G_pred = R_ray R; a fresh ``fit*`` network (last layer at the identity) is within a few degrees of the
+    fit."""
     torch.manual_seed(0)
     model = create_fusion(SK, variant="concat", image_features=F, image_tokens=K, dim=32, layers=1, heads=2,
-                          residual=residual)  # fmt: skip
+                          frame=frame)  # fmt: skip
     _, fk = _poses(3, seed=6)
     tok = torch.randn(3, K, F)
     idx = model.learned_index
@@ -86,20 +96,41 @@ def test_residual_corrects_the_fit_in_the_frame_it_names(residual):
         fresh = model(fk.positions[:, None], image_tokens=tok)
         geo = model.geometry(fk.positions, None)
         fit_local = quat_to_matrix(geo.local_quat.float())[:, idx]
-        assert float(torch.rad2deg(geodesic_distance(fresh.aux["learned_local"], fit_local)).max()) < 5.0
+        if frame != "ray":
+            assert float(torch.rad2deg(geodesic_distance(fresh.aux["learned_local"], fit_local)).max()) < 5.0
         R = quat_to_matrix(axis_angle_to_quat(torch.tensor([0.3, -0.5, 0.2])))
         model.rot_head[-1].weight.zero_()
         model.rot_head[-1].bias.copy_(torch.cat([R[:, 0], R[:, 1]]))
         out = model(fk.positions[:, None], image_tokens=tok)
-    if residual == "local":
+    if frame == "fit":
         expected = fit_local @ R
         got = out.aux["learned_local"]
-    else:
+    elif frame == "fit_camera":
         expected = R @ geo.global_rotmat.float()[:, idx]
+        got = out.aux["global_pred"]
+    else:
+        expected = ray_rotation(fk.positions[:, idx]) @ R
         got = out.aux["global_pred"]
     assert float(geodesic_distance(got, expected).max()) < 1e-5
     # and the output's local quaternions carry it
     assert float(geodesic_distance(quat_to_matrix(out.local_quat[:, idx]), out.aux["learned_local"]).max()) < 1e-4
+
+
+def test_ray_rotation_is_the_shortest_turn_from_the_optical_axis_to_the_ray():
+    g = torch.Generator().manual_seed(8)
+    p = torch.randn(64, 3, generator=g, dtype=torch.float64)
+    p[:, 2] = p[:, 2].abs() + 0.05  # in front of the camera
+    p[0] = torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64)  # on the axis: the identity
+    R = ray_rotation(p)
+    r = p / p.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(R[..., :, 2], r)  # the optical axis goes to the ray
+    torch.testing.assert_close(R.transpose(-1, -2) @ R, torch.eye(3, dtype=p.dtype).expand(64, 3, 3))
+    assert torch.allclose(torch.linalg.det(R), torch.ones(64, dtype=p.dtype))
+    rv = torch.from_numpy(Rotation.from_matrix(R.numpy()).as_rotvec())  # scipy: axis * angle
+    torch.testing.assert_close(rv.norm(dim=-1), torch.arccos(r[:, 2]))  # the angle between axis and ray
+    torch.testing.assert_close(rv[:, 2], torch.zeros(64, dtype=p.dtype))  # the axis is perpendicular to both
+    torch.testing.assert_close((rv * r).sum(-1), torch.zeros(64, dtype=p.dtype))
+    torch.testing.assert_close(R[0], torch.eye(3, dtype=p.dtype))
 
 
 def test_bad_inputs_are_named():
@@ -113,10 +144,10 @@ def test_bad_inputs_are_named():
         create_fusion(SK, variant="late")
     with pytest.raises(KineposeError, match="dim_model"):
         create_fusion(SK, dim_model=3)
-    with pytest.raises(KineposeError, match="residual"):
-        create_fusion(SK, residual="global")
-    with pytest.raises(KineposeError, match="image_only has not"):
-        create_fusion(SK, variant="image_only", residual="local")
+    with pytest.raises(KineposeError, match="frame"):
+        create_fusion(SK, frame="global")
+    with pytest.raises(KineposeError, match="image_only does not read"):
+        create_fusion(SK, variant="image_only", frame="ray")
 
 
 def test_training_learns_a_rotation_the_tokens_show():
@@ -164,3 +195,36 @@ def test_crop_fusion_trains_the_cnn_with_the_fusion_network():
         CropEncoder(3, size=40)
     with pytest.raises(KineposeError, match="reads 4 tokens of 16, the encoder gives 3 of 16"):
         CropFusion(create_fusion(SK, image_tokens=4, image_features=16), CropEncoder(3, 32, 8, 16))
+
+
+def test_learning_rate_follows_the_step_and_time_fractions():
+    """FusionTask's rate is peak x warmup_cosine of the step fraction; with a time cap already spent it is 0 (a run
+    the cap stops ends annealed)."""
+    import lightning as L
+    from torch.utils.data import DataLoader
+
+    from kinepose.training.fusion import FusionTask, _Batches
+    from kinepose.training.schedule import warmup_cosine
+
+    q, fk = _poses(16, seed=9)
+    local = quat_to_matrix(q)
+    data = FusionData(fk.positions, torch.randn(16, K, F), fk.global_rotmat, local, clip=None)
+
+    class Record(L.Callback):
+        def __init__(self) -> None:
+            self.lrs: list[float] = []
+
+        def on_train_batch_end(self, trainer, *_args) -> None:
+            self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    for max_seconds, expected in ((None, [2e-3 * warmup_cosine(i / 20) for i in range(20)]), (1e-9, [0.0] * 20)):
+        torch.manual_seed(0)
+        model = create_fusion(SK, variant="concat", image_features=F, image_tokens=K, dim=16, layers=1, heads=2)
+        rel = data.joints - data.joints[:, :1]
+        model.set_normalization(rel.mean(0), rel.std(0) + 1e-3)
+        rec = Record()
+        trainer = L.Trainer(max_steps=20, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                            enable_model_summary=False, callbacks=[rec], accelerator="cpu", devices=1)  # fmt: skip
+        trainer.fit(FusionTask(model, 2e-3, 20, max_seconds=max_seconds),
+                    DataLoader(_Batches(data, 8, (0.0, 0.0), 0), batch_size=None))  # fmt: skip
+        np.testing.assert_allclose(rec.lrs, expected, atol=1e-12)

@@ -23,18 +23,19 @@ camera-frame 3D joints and image tokens (backbone features of the whole frame an
 - ``image_only``: the first image token (the whole frame) alone; every rotation, the root's in the camera frame
   included, comes from the network (local rotations from predicted parent and child globals).
 
-``residual`` picks what the network's 6D output means for a learned joint ``j`` (not for ``image_only``):
+``frame`` picks the frame of the network's 6D output ``N`` for a learned joint ``j`` (only ``camera`` for
+``image_only``, which has no fit):
 
-- ``none``: its camera-frame rotation ``G_pred`` itself;
-- ``local``: a rotation ``D`` applied in the joint's own frame after the fit's answer: ``G_pred = G_fit[j] D``, so
-  ``local = L_fit D``;
-- ``camera``: a rotation applied in the camera frame: ``G_pred = D G_fit[j]``.
+- ``camera``: the camera-frame rotation itself, ``G_pred = N``;
+- ``ray``: relative to the line of sight through the joint, ``G_pred = R_ray N`` with ``R_ray`` the shortest
+  rotation taking the camera's optical axis to the ray through the joint's position (:func:`ray_rotation`). A crop
+  shows a segment relative to that ray (a head at the top of the picture is seen from below), and it does not show
+  where in the picture it was cut: in the camera frame that is an error the crop alone cannot undo;
+- ``fit``: a correction of the fit's answer in the joint's own frame, ``G_pred = G_fit[j] N`` (``local = L_fit N``);
+- ``fit_camera``: a correction in the camera frame, ``G_pred = N G_fit[j]``.
 
-With a residual the last layer starts at the identity, so an untrained network gives the fit's answer (the rest
-pose for the neck and ankles) and training moves away from it only as far as the inputs say.
-
-Joint token: standardized root-relative position, bone vector over the rest length, visibility, and the 6D global
-rotation of the geometric solution (13 numbers), embedded and added to a learned per-joint embedding.
+For the two ``fit`` frames the last layer starts at the identity, so an untrained network gives the fit's answer
+(the rest pose for the neck and ankles) and training moves away from it only as far as the inputs say.
 """
 
 from __future__ import annotations
@@ -53,10 +54,22 @@ from kinepose.models.layers import AttentionEncoder, bone_vectors, check_choice,
 from kinepose.models.registry import build_checked
 from kinepose.skeleton.core import Skeleton
 
-__all__ = ["RESIDUALS", "VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "create_crop_fusion", "create_fusion"]
+__all__ = ["FRAMES", "VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "create_crop_fusion", "create_fusion",
+           "ray_rotation"]  # fmt: skip
 
 VARIANTS = ("concat", "cross_attention", "aux_lengths", "joints_only", "image_only")
-RESIDUALS = ("none", "local", "camera")
+FRAMES = ("camera", "ray", "fit", "fit_camera")
+
+
+def ray_rotation(points: torch.Tensor) -> torch.Tensor:
+    """(..., 3) camera-frame points (z > 0) -> (..., 3, 3) the shortest rotation taking the optical axis (0, 0, 1) to
+    the unit ray through each point: ``R = I + [v]x + [v]x^2 / (1 + c)``, ``v = z x r``, ``c = z . r``."""
+    r = torch.nn.functional.normalize(points, dim=-1)
+    vx, vy, c = -r[..., 1], r[..., 0], r[..., 2]  # v = (0, 0, 1) x r = (-r_y, r_x, 0)
+    z = torch.zeros_like(c)
+    K = torch.stack([torch.stack([z, z, vy], -1), torch.stack([z, z, -vx], -1), torch.stack([-vy, vx, z], -1)], -2)
+    eye = torch.eye(3, dtype=points.dtype, device=points.device).expand(K.shape)
+    return eye + K + (K @ K) / (1.0 + c).clamp_min(1e-6)[..., None, None]
 
 
 class CrossBlock(nn.Module):
@@ -95,8 +108,8 @@ class FusionIK(PoseModel):
         heads: attention heads.
         dropout: dropout probability.
         fit_iterations: least-squares fit steps after analytic IK in the geometric part.
-        residual: one of :data:`RESIDUALS` (module docstring): ``none`` predicts camera-frame rotations outright,
-            ``local`` / ``camera`` a correction of the fit's answer in the joint's or the camera's frame.
+        frame: one of :data:`FRAMES` (module docstring): the camera's, the line of sight's, or a correction of the
+            fit's answer in the joint's (``fit``) or the camera's (``fit_camera``) frame.
     """
 
     family = "fusion"
@@ -112,17 +125,17 @@ class FusionIK(PoseModel):
         heads: int = 4,
         dropout: float = 0.0,
         fit_iterations: int = 2,
-        residual: str = "none",
+        frame: str = "camera",
     ) -> None:
         super().__init__(skeleton, window=1, causal=True)
         check_choice("variant", variant, VARIANTS)
-        check_choice("residual", residual, RESIDUALS)
-        if variant == "image_only" and residual != "none":
-            raise KineposeError(f"fusion: residual={residual!r} corrects the joint fit, which image_only has not")
+        check_choice("frame", frame, FRAMES)
+        if variant == "image_only" and frame != "camera":
+            raise KineposeError(f"fusion: frame={frame!r} needs the joints, which image_only does not read")
         check_positive(image_features=image_features, image_tokens=image_tokens, dim=dim, layers=layers)
         check_positive(0, fit_iterations=fit_iterations)
         J = skeleton.num_joints
-        self.variant, self.fit_iterations, self.residual = variant, int(fit_iterations), residual
+        self.variant, self.fit_iterations, self.frame = variant, int(fit_iterations), frame
         self.image_features, self.image_tokens = int(image_features), int(image_tokens)
         rotated = list(skeleton.rotated_joints)
         det = determined_mask(skeleton, local=True)
@@ -161,7 +174,7 @@ class FusionIK(PoseModel):
                                            nn.Linear(2 * dim, dim), nn.ReLU())  # fmt: skip
             self.query = nn.Parameter(0.02 * torch.randn(len(learned), dim))
         self.rot_head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, 6))
-        if residual != "none":  # start at the identity: the fit's answer
+        if frame.startswith("fit"):  # start at the identity: the fit's answer
             last = self.rot_head[-1]
             with torch.no_grad():
                 last.weight.mul_(0.01)
@@ -244,9 +257,11 @@ class FusionIK(PoseModel):
                 h = h_new
                 attention.append(w)
         G_pred = sixd_to_matrix(self.rot_head(h[:, self.learned_index]))  # (B, L, 3, 3)
-        if self.residual == "local":  # D in the joint's frame: G_fit D
+        if self.frame == "ray":  # relative to the line of sight through the joint
+            G_pred = ray_rotation(joints[:, 0, self.learned_index]) @ G_pred
+        elif self.frame == "fit":  # a correction in the joint's frame: G_fit N
             G_pred = geo_global[:, self.learned_index] @ G_pred
-        elif self.residual == "camera":  # D in the camera frame: D G_fit
+        elif self.frame == "fit_camera":  # a correction in the camera frame: N G_fit
             G_pred = G_pred @ geo_global[:, self.learned_index]
         local = _local_from_globals(geo, G_pred, self.learned, self.skeleton.parents, joints.dtype)
         quat_local = scatter_rotations(self.skeleton, matrix_to_quat(local[:, self.rotated_index]))
