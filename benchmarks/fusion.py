@@ -311,14 +311,21 @@ def crop_sheet(rset, path: str, n: int = 6) -> None:
 
 
 def _table(result: dict, cond: str) -> list[str]:
-    lines = ["| model | kind | neck (deg) | right ankle | left ankle | neck + ankles | other joints | train s (steps) "
-             "|", "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    fit = cond == "10mm" and any("training_images_10mm" in r for r in result["rows"])
+    head = "| model | kind | neck (deg) | right ankle | left ankle | neck + ankles | other joints | train s (steps) |"
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|"
+    if fit:
+        head, rule = head + " neck + ankles, 1000 training images |", rule + "---:|"
+    lines = [head, rule]
     for r in result["rows"]:
         c = r[cond]
         pj = c["per_joint"]
-        lines.append(f"| {r['row']} | {r['kind']} | {pj['neck']:.1f} | {pj['right_ankle']:.1f} | "
-                     f"{pj['left_ankle']:.1f} | **{c['undetermined']:.1f}** | {c['others']:.2f} | "
-                     f"{_train(r)} |")  # fmt: skip
+        line = (f"| {r['row']} | {r['kind']} | {pj['neck']:.1f} | {pj['right_ankle']:.1f} | {pj['left_ankle']:.1f} | "
+                f"**{c['undetermined']:.1f}** | {c['others']:.2f} | {_train(r)} |")  # fmt: skip
+        if fit:
+            t = r.get("training_images_10mm")
+            line += f" {t:.1f} |" if t is not None else " |"
+        lines.append(line)
     return lines
 
 
@@ -355,7 +362,8 @@ def section(result: dict) -> str:
         "## fusion\n",
         f"Command: `.venv-vision/bin/python benchmarks/fusion.py --views {a['views']} --steps {a['steps']} "
         f"--max-minutes {a['max_minutes']} --crop-steps {a.get('crop_steps')} --max-minutes-crop "
-        f"{a.get('max_minutes_crop')}{' --crop-sources ' + a['crop_sources'] if 'crop_sources' in a else ''}` "
+        f"{a.get('max_minutes_crop')}{' --crop-sources ' + a['crop_sources'] if 'crop_sources' in a else ''}"
+        f"{' --frame ' + a['frame'] if a.get('frame', 'camera') != 'camera' else ''}` "
         f"(measured {result['date']}, {result['total_minutes']} min in all, torch "
         f"{result['torch']}, CPU, 2 threads). JSON: `benchmarks/results/fusion.json`.\n",
         f"{result['train_images']} training images (8 DeepMimic clips, neck and ankles turned by an extra random "
@@ -372,8 +380,14 @@ def section(result: dict) -> str:
         f"{a.get('crop_batch', 64)}), either cut from the frame (upsampled) or 'native': the same window rendered "
         "again at its own resolution (`render_motion_set(crops=...)`: same subject, light and occluder, the "
         "background resampled), as if cut from a frame about 350 px wide (a phone video has 1080). Training stops at "
-        "--max-minutes (--max-minutes-crop for the CNN): 'steps' says how far each row got. The humanoid has ears "
-        "and shoe soles since 2026-12-06 (they show a head's turn from behind and a foot's roll).\n",
+        "--max-minutes (--max-minutes-crop for the CNN): 'steps' says how far each row got; the learning rate "
+        "anneals on the larger of the step and time fractions, so a row the cap stops still ends annealed (since "
+        "2026-12-07; before, such a row stopped part way down its schedule). The networks predict the learned "
+        f"joints' rotations in the {a.get('frame', 'camera')} frame (`FusionIK(frame=...)`). The last column is the "
+        "same error on 1000 of the training images (10 mm noise): a row whose training error is no lower than its "
+        "held-out error underfits (the training images' neck and ankles are turned further, so they are harder). "
+        "The humanoid has ears and shoe soles since 2026-12-06 (they show a head's turn from behind and a foot's "
+        "roll).\n",
     ]
     for cond, title in (("clean", "Clean joints"), ("10mm", "10 mm Gaussian noise on every joint coordinate")):
         lines += [f"{title}:\n", *_table(result, cond), "", f"Target (at most 0.5x joints only on the neck and "

@@ -39,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--recipes", default=",".join(RECIPES), help="configs/<name>.yaml recipes to run")
     ap.add_argument("--max-minutes", type=float, default=None, help="override every recipe's training cap")
     ap.add_argument("--steps", type=int, default=None, help="override every recipe's steps")
+    ap.add_argument("--roll-deg", type=float, default=None,
+                    help="override every recipe's roll augmentation (roll_deg: training pictures turned about their "
+                    "centre, labels with them)")  # fmt: skip
     ap.add_argument("--test-fraction", type=float, default=0.25, help="share of identities held out")
     ap.add_argument("--folds", type=int, default=4, help="identity folds of the cross-validation (0: none)")
     ap.add_argument("--cv-recipes", default="headpose_landmarks,headpose_landmarks_residual",
@@ -135,6 +138,8 @@ def main(argv=None) -> int:
 
     for name in [r for r in args.recipes.split(",") if r]:
         cfg = _load_recipe(name)
+        if args.roll_deg is not None:
+            cfg["roll_deg"] = args.roll_deg
         print(f"-- {name}")
         model, pred, fit = train_recipe(cfg, data, tr, steps=args.steps, max_minutes=args.max_minutes, progress=True,
                                         device=args.device)  # fmt: skip

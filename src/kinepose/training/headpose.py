@@ -1,6 +1,7 @@
 """Training and run folders of the head-pose networks (``headpose_dual``, ``headpose_landmarks``).
 
-One loop for both (:func:`fit_headpose`): Adam with cosine decay, a step budget and a wall-clock budget, the
+One loop for both (:func:`fit_headpose`): Adam with cosine decay (on the larger of the step and time fractions, so a
+run the wall-clock budget stops ends annealed), a step budget and a wall-clock budget, the
 wrapped L1 loss on yaw, pitch and roll (radians), plus for the dual network ``aux_weight`` times the MSE of its
 face and pose heads against MediaPipe's normalized landmarks of the same image, counted only where MediaPipe found
 them. Images travel as uint8 and become float per batch (random crops-and-shifts of a few pixels and brightness
@@ -184,8 +185,10 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
     bar = tqdm(total=steps, unit="step", desc="train", disable=not progress, leave=False)
     step = 0
     for step in range(1, steps + 1):
+        # cosine decay on the larger of the step and time fractions: a run the time cap stops ends annealed
+        frac = max((step - 1) / steps, (time.perf_counter() - t0) / (60 * max_minutes))
         for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / steps))
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         idx = torch.randint(0, len(y_all), (batch_size,), generator=gen)
         y = y_all[idx].to(device)
         if use_aux:

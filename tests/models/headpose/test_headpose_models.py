@@ -164,3 +164,19 @@ def test_every_registered_headpose_model_predicts_finite_angles(name):
         x = torch.from_numpy(landmark_vector(faces, np.zeros((3, 33, 3))))
         out = HEADPOSE_MODELS[name]().eval()(x).ypr.detach().numpy()
     assert out.shape == (3, 3) and np.isfinite(out).all()
+
+
+def test_a_run_the_time_cap_stops_ends_annealed():
+    """The cosine decay follows the larger of the step and time fractions: with the budget already spent the rate is
+    0 from the first step, so nothing moves (a step-only schedule would take a full-rate step)."""
+    torch.manual_seed(0)
+    model = LandmarkMLP((8,), 0.0, True, False)
+    before = [p.detach().clone() for p in model.parameters()]
+    g = np.random.default_rng(0)
+    fit = fit_headpose(model, g.normal(size=(16, 1503)).astype(np.float32), g.uniform(-0.5, 0.5, (16, 3)),
+                       kind="vectors", steps=50, batch_size=8, max_minutes=1e-9)  # fmt: skip
+    assert fit.stopped_by == "time" and fit.steps == 1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    fit = fit_headpose(model, g.normal(size=(16, 1503)).astype(np.float32), g.uniform(-0.5, 0.5, (16, 3)),
+                       kind="vectors", steps=3, batch_size=8)  # fmt: skip
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -36,6 +36,9 @@ camera-frame 3D joints and image tokens (backbone features of the whole frame an
 
 For the two ``fit`` frames the last layer starts at the identity, so an untrained network gives the fit's answer
 (the rest pose for the neck and ankles) and training moves away from it only as far as the inputs say.
+
+Joint token: standardized root-relative position, bone vector over the rest length, visibility, and the 6D global
+rotation of the geometric solution (13 numbers), embedded and added to a learned per-joint embedding.
 """
 
 from __future__ import annotations
