@@ -261,7 +261,8 @@ def main() -> int:
                                                       scale=CROP_SCALE, extend=ext))  # fmt: skip
         for v in crop_rows:
             torch.manual_seed(args.seed)
-            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v, frame=args.frame)
+            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v,
+                                       frame="camera" if v == "image_only" else args.frame)  # fmt: skip
             info = train_fusion(model, tr_c, steps=args.crop_steps, batch_size=args.crop_batch,
                                 max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
                                 progress=False)  # fmt: skip

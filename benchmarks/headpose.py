@@ -40,8 +40,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-minutes", type=float, default=None, help="override every recipe's training cap")
     ap.add_argument("--steps", type=int, default=None, help="override every recipe's steps")
     ap.add_argument("--roll-deg", type=float, default=None,
-                    help="override every recipe's roll augmentation (roll_deg: training pictures turned about their "
-                    "centre, labels with them)")  # fmt: skip
+                    help="override the roll augmentation of every recipe but the frozen ones (roll_deg: training "
+                    "pictures turned about their centre, labels with them)")  # fmt: skip
     ap.add_argument("--test-fraction", type=float, default=0.25, help="share of identities held out")
     ap.add_argument("--folds", type=int, default=4, help="identity folds of the cross-validation (0: none)")
     ap.add_argument("--cv-recipes", default="headpose_landmarks,headpose_landmarks_residual",
@@ -56,11 +56,15 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _load_recipe(name: str) -> dict:
+def _load_recipe(name: str, roll_deg: float | None = None) -> dict:
+    """configs/<name>.yaml resolved; ``roll_deg`` (--roll-deg) overrides the recipe's before its checks."""
     from kinepose.config import merge_config
     from kinepose.training.headpose import RECIPE_DEFAULTS, resolve_recipe
 
-    return resolve_recipe(merge_config(RECIPE_DEFAULTS, os.path.join(ROOT, "configs", f"{name}.yaml")))
+    cfg = merge_config(RECIPE_DEFAULTS, os.path.join(ROOT, "configs", f"{name}.yaml"))
+    if roll_deg is not None and not (cfg["model"] == "headpose_dual" and cfg["freeze"]):  # frozen: cached features
+        cfg["roll_deg"] = roll_deg
+    return resolve_recipe(cfg)
 
 
 def _report(pred, hs, idx, found):
@@ -137,9 +141,7 @@ def main(argv=None) -> int:
                  "ms": ms_pnp + data.mediapipe_ms, "train_s": 0.0, **_report(pred_pnp, hs, te, found)})  # fmt: skip
 
     for name in [r for r in args.recipes.split(",") if r]:
-        cfg = _load_recipe(name)
-        if args.roll_deg is not None:
-            cfg["roll_deg"] = args.roll_deg
+        cfg = _load_recipe(name, args.roll_deg)
         print(f"-- {name}")
         model, pred, fit = train_recipe(cfg, data, tr, steps=args.steps, max_minutes=args.max_minutes, progress=True,
                                         device=args.device)  # fmt: skip
@@ -197,7 +199,8 @@ def _cross_validate(args, data) -> dict:
         preds = {"headpose_geometric (Kabsch)": geo.predict(data.face)}
         for name in [r for r in args.cv_recipes.split(",") if r]:
             print(f"-- fold {k}: {name}")
-            preds[name] = train_recipe(_load_recipe(name), data, tr, steps=args.steps, max_minutes=args.max_minutes)[1]
+            cfg = _load_recipe(name, args.roll_deg)
+            preds[name] = train_recipe(cfg, data, tr, steps=args.steps, max_minutes=args.max_minutes)[1]
         for name, p in preds.items():
             r = headpose_report(p[te], hs.ypr[te])
             out.setdefault(name, []).append({"test_identities": [hs.identities[i] for i in fold["groups"]["test"]],

@@ -102,7 +102,19 @@ class _Tiny(torch.nn.Module):
         return HeadPoseOutput(h[:, :3], h[:, 3:1407], h[:, 1407:])
 
 
-def test_fit_headpose_trains_with_roll_and_landmark_targets():
+def test_fit_headpose_turns_images_labels_and_landmark_targets(monkeypatch):
+    """Training with roll_deg: every batch goes through roll_images with the labels and both landmark targets, and
+    the loss sees what it returns (a turn that left the labels alone would change nothing here)."""
+    import kinepose.training.headpose as th
+
+    calls = []
+
+    def spy(images, theta, ypr, landmarks=()):
+        out = roll_images(images, theta, ypr, landmarks)
+        calls.append((theta.abs().max().item(), len(landmarks), [t.shape for t in landmarks]))
+        return out
+
+    monkeypatch.setattr(th, "roll_images", spy)
     g = np.random.default_rng(4)
     images = g.integers(0, 255, (12, 40, 40, 3), dtype=np.uint8)
     face, pose = g.normal(size=(12, 1404)).astype(np.float32), g.normal(size=(12, 99)).astype(np.float32)
@@ -111,6 +123,12 @@ def test_fit_headpose_trains_with_roll_and_landmark_targets():
     fit = fit_headpose(_Tiny(), images, g.uniform(-0.5, 0.5, (12, 3)), kind="images", steps=5, batch_size=4,
                        aux_face=face, aux_pose=pose, aux_weight=0.1, image_size=32, roll_deg=20.0)  # fmt: skip
     assert fit.steps == 5 and np.isfinite(fit.final_loss)
+    assert len(calls) == 5 and all(n == 2 for _, n, _ in calls)
+    assert all(shapes == [(4, 1404), (4, 99)] for _, _, shapes in calls)
+    assert 0 < max(t for t, _, _ in calls) <= math.radians(20.0)
+    calls.clear()
+    fit_headpose(_Tiny(), images, np.zeros((12, 3)), kind="images", steps=2, batch_size=4, image_size=32)
+    assert calls == []  # roll_deg 0: no turn
     fit_v = fit_headpose(LandmarkMLP((16,), 0.0, True, False), g.normal(size=(12, 1503)).astype(np.float32),
                          g.uniform(-0.5, 0.5, (12, 3)), kind="vectors", steps=3, batch_size=4,
                          roll_deg=20.0)  # fmt: skip
@@ -118,6 +136,8 @@ def test_fit_headpose_trains_with_roll_and_landmark_targets():
     assert resolve_recipe({"roll_deg": 15})["roll_deg"] == 15
     with pytest.raises(Exception, match="roll_deg"):
         resolve_recipe({"roll_deg": 120})
+    with pytest.raises(Exception, match="cached features"):
+        resolve_recipe({"model": "headpose_dual", "freeze": True, "roll_deg": 10})
 
 
 def test_turned_landmarks_give_the_turned_pose_to_the_kabsch_fit():

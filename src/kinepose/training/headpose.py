@@ -6,8 +6,10 @@ wrapped L1 loss on yaw, pitch and roll (radians), plus for the dual network ``au
 face and pose heads against MediaPipe's normalized landmarks of the same image, counted only where MediaPipe found
 them. Images travel as uint8 and become float per batch (random crops-and-shifts of a few pixels and brightness
 jitter when ``augment``). ``roll_deg`` turns each training image about its centre by a random angle up to that many
-degrees, with its label turned too (:func:`roll_images`): exact for a camera whose principal point is the image
-centre, as the rendered heads' is, since it is the picture a camera turned about its optical axis would take.
+degrees, with its label turned too (:func:`roll_images`): for a camera whose principal point is the image centre, as
+the rendered heads' is, that is the picture of the scene turned about the optical axis (up to the few-pixel shift
+jitter before the turn, the corners filled from the border, and half a pixel between the renderer's centre ``S/2``
+and the sampling grid's ``(S - 1)/2``).
 
 A run folder (:func:`save_headpose_run`) holds ``model.pt`` (state dict), ``config.json`` (what rebuilds it) and
 ``metrics.json``; :func:`load_headpose_run` reads it back without executing code (``weights_only``).
@@ -73,10 +75,12 @@ Tensors = tuple[torch.Tensor, ...]
 
 def roll_images(images: torch.Tensor, theta: torch.Tensor, ypr: torch.Tensor,
                 landmarks: Tensors = ()) -> tuple[torch.Tensor, torch.Tensor, Tensors]:  # fmt: skip
-    """The pictures a camera turned by ``theta`` about its optical axis (through the image centre) would take.
+    """The pictures of the same scenes with every camera-frame point turned by ``theta`` about the optical axis
+    (through the image centre), i.e. seen by the camera turned the other way.
 
-    A camera-frame point ``p`` becomes ``Rz(theta) p`` (OpenCV axes, ``Rz = [[c, -s, 0], [s, c, 0], [0, 0, 1]]``), so
-    the pixel ``u`` moves to ``centre + Rz2 (u - centre)`` (clockwise on screen for ``theta > 0``, y pointing down),
+    A camera-frame point ``p`` becomes ``Rz(theta) p`` (OpenCV axes, ``Rz = [[c, -s, 0], [s, c, 0], [0, 0, 1]]``;
+    ``Rz2`` its top-left 2x2 block), so the pixel ``u`` moves to ``centre + Rz2 (u - centre)`` (clockwise on screen for
+    ``theta > 0``, y pointing down),
     the head's rotation becomes ``Rz(theta) R`` and landmarks given relative to a centre turn their (x, y) by ``Rz2``
     (depth unchanged; all-zero rows, the missing ones, stay zero).
 
@@ -157,8 +161,9 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         image_size: images are resized to it (kind ``"images"``).
         roll_deg: with ``augment``, each training image turns about its centre by a uniform random angle in
             ``[-roll_deg, roll_deg]``, labels and landmark targets with it (:func:`roll_images`); for kind
-            ``"vectors"`` the landmark vectors turn the same way (:func:`roll_landmarks`), as they would in a turned
-            picture.
+            ``"vectors"`` the landmark vectors turn the same way (:func:`roll_landmarks`), as they would, nearly, in a
+            turned picture (MediaPipe's answer on a turned picture is close to, not exactly, its turned answer).
+            Not for kind ``"features"`` (cached features cannot be turned: :func:`resolve_recipe` refuses it).
         max_minutes: wall-clock budget; the loop stops at whichever of ``steps`` and the budget comes first.
         device: where the model trains (``"cuda"`` for the GPU recipes); the data stays on the CPU, batch by batch.
     """
@@ -186,7 +191,7 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
     step = 0
     for step in range(1, steps + 1):
         # cosine decay on the larger of the step and time fractions: a run the time cap stops ends annealed
-        frac = max((step - 1) / steps, (time.perf_counter() - t0) / (60 * max_minutes))
+        frac = max((step - 1) / steps, (time.perf_counter() - t0) / max(60 * max_minutes, 1e-9))
         for g in opt.param_groups:
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
         idx = torch.randint(0, len(y_all), (batch_size,), generator=gen)
@@ -317,6 +322,9 @@ def resolve_recipe(cfg: dict) -> dict:
                 lo == 0.0 and key in ("lr", "max_minutes") and v <= 0):  # fmt: skip
             raise KineposeError(f"head-pose recipe: {key} must be a number >= {lo}" + (f" and <= {hi}" if hi else "")
                                 + f" (> 0 for lr and max_minutes), got {v!r}")  # fmt: skip
+    if out["model"] == "headpose_dual" and out["freeze"] and out["roll_deg"] > 0:
+        raise KineposeError("head-pose recipe: roll_deg turns training pictures, but a frozen backbone trains on "
+                            "cached features; set roll_deg: 0 or freeze: false")  # fmt: skip
     dd = out["data"]
     for key in ("sequences", "frames"):
         if isinstance(dd.get(key), bool) or not isinstance(dd.get(key), int) or dd[key] < 1:

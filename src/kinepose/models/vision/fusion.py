@@ -31,11 +31,13 @@ camera-frame 3D joints and image tokens (backbone features of the whole frame an
   rotation taking the camera's optical axis to the ray through the joint's position (:func:`ray_rotation`). A crop
   shows a segment relative to that ray (a head at the top of the picture is seen from below), and it does not show
   where in the picture it was cut: in the camera frame that is an error the crop alone cannot undo;
-- ``fit``: a correction of the fit's answer in the joint's own frame, ``G_pred = G_fit[j] N`` (``local = L_fit N``);
+- ``fit``: a correction of the fit's answer in the joint's own frame, ``G_pred = G_fit[j] N`` (``local = L_fit N``,
+  the parent's rotation being the fit's);
 - ``fit_camera``: a correction in the camera frame, ``G_pred = N G_fit[j]``.
 
-For the two ``fit`` frames the last layer starts at the identity, so an untrained network gives the fit's answer
-(the rest pose for the neck and ankles) and training moves away from it only as far as the inputs say.
+For the two ``fit`` frames the last layer starts near the identity (its bias the identity's 6D, its weights scaled by
+0.01), so an untrained network gives nearly the fit's answer (the rest pose for the neck and ankles) and training
+moves away from it as far as the inputs say.
 
 Joint token: standardized root-relative position, bone vector over the rest length, visibility, and the 6D global
 rotation of the geometric solution (13 numbers), embedded and added to a learned per-joint embedding.
