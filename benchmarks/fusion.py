@@ -139,8 +139,8 @@ def geometry_rows(test, model_geo, noise: float, seed: int, mean_local: torch.Te
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--views", type=int, default=1250, help="training views per training clip")
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--views", type=int, default=3000, help="training views per training clip")
+    ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--max-minutes", type=float, default=6.0, help="training cap per network row")
     ap.add_argument("--rows", default=",".join(NETWORK_ROWS))
     ap.add_argument("--crop-rows", default=",".join(CROP_ROWS), help="variants with a crop CNN trained end to end")
@@ -158,7 +158,7 @@ def main() -> int:
         "correction of the fit (fit, fit_camera)",
     )
     ap.add_argument("--crop-size", type=int, default=64)
-    ap.add_argument("--crop-steps", type=int, default=2500)
+    ap.add_argument("--crop-steps", type=int, default=4500)
     ap.add_argument("--crop-batch", type=int, default=64)
     ap.add_argument("--max-minutes-crop", type=float, default=12.0, help="training cap per crop-CNN row")
     ap.add_argument("--accelerator", default="cpu", help="Lightning's: cpu, gpu (the GPU scale-up, README)")
@@ -370,7 +370,7 @@ def section(result: dict) -> str:
         f"{result['train_images']} training images (8 DeepMimic clips, neck and ankles turned by an extra random "
         f"rotation of 25 deg per axis per view) and {result['test_images']} held-out images (walk, run, jump, kick, "
         "dance_b, about two random views per frame, as captured), 192x192, rendered by `kinepose.render` "
-        f"({result['render_seconds']} s); image tokens from a frozen ImageNet MobileNetV2 (the only ImageNet weights "
+        f"({result['render_seconds']} s, read from `--cache` when rendered before); image tokens from a frozen ImageNet MobileNetV2 (the only ImageNet weights "
         "offline here) on the whole frame at 128 px and 64 px crops around the head and the feet "
         f"({result['token_seconds']} s, cached). Geodesic error of local rotations (the root's in the camera frame) "
         "on the held-out images. Every network row keeps the fit's answer for the joints the positions determine, so "
