@@ -5,8 +5,10 @@ the same 9 identities, and scores on the same 3 held out. The weight is fixed a 
 identities); the average of the two rotations is their chordal mean (``roma.special_procrustes`` of the sum).
 Where MediaPipe found no face the landmark network has nothing, and the image network's answer stands. One more row
 scores the image network on the crops ``kinepose headpose`` makes (``head_crop`` around MediaPipe's face).
+``--folds K`` also trains both recipes again on each of benchmarks/headpose.py's K identity folds (every identity
+held out once; about 13 minutes a fold on 2 cores, the image recipe's cap) and reports the ensemble per fold.
 
-    .venv-vision/bin/python benchmarks/headpose_ensemble.py
+    .venv-vision/bin/python benchmarks/headpose_ensemble.py [--folds 4]
 
 Writes ``benchmarks/results/headpose_ensemble.json`` and the ``headpose_ensemble`` section of RESULTS.md.
 """
@@ -30,14 +32,13 @@ def main(argv=None) -> int:
     ap.add_argument("--image-run", default=os.path.join(ROOT, "runs", "headpose", "headpose_dual_mobilenet_pretrained"))
     ap.add_argument("--landmark-run", default=os.path.join(ROOT, "runs", "headpose", "headpose_landmarks_residual"))
     ap.add_argument("--weight", type=float, default=0.5, help="weight of the image network (fixed a priori)")
+    ap.add_argument("--folds", type=int, default=0, help="also cross-validate over K identity folds (0: no)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    import roma
     import torch
 
     from kinepose.data.splits import group_split
     from kinepose.frontends.headpose_data import build_headpose_data
-    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
     from kinepose.metrics.headpose import headpose_report
     from kinepose.models.headpose import GeometricHeadPose
     from kinepose.training.headpose import _resized, load_headpose_run, predict_headpose
@@ -54,9 +55,7 @@ def main(argv=None) -> int:
     p_lm = predict_headpose(marks, data.vectors[te], kind="vectors")
     p_lm[~data.found[te]] = np.nan
     w = args.weight
-    R = w * torch.as_tensor(ypr_to_matrix(p_img)) + (1 - w) * torch.as_tensor(ypr_to_matrix(np.nan_to_num(p_lm)))
-    p_ens = matrix_to_ypr(roma.special_procrustes(R).numpy())
-    p_ens[~data.found[te]] = p_img[~data.found[te]]  # no face for the landmarks: the image network alone
+    p_ens = _ensemble(p_img, p_lm, data.found[te], w)
     geo_model = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr])
     p_geo = geo_model.predict(data.face[te])
     # the CLI's path for the image network: crop each held-out render around MediaPipe's face as kinepose headpose does
@@ -94,6 +93,20 @@ def main(argv=None) -> int:
           f"({time.perf_counter() - t0:.0f} s), on benchmarks/headpose.py's runs and split: "
           f"{len(te)} held-out frames ({int(f.sum())} with a face found), degrees.\n\n"
           + "\n".join(lines) + "\n")  # fmt: skip
+    cv = _cross_validate(args, data, icfg) if args.folds else []
+    if cv:
+        names = list(cv[0]["mae"])
+        folds = " | ".join(f"fold {k}" for k in range(len(cv)))
+        lines = [f"| model | {folds} | **mean over folds** | x geometric |", "|---|" + "---:|" * (len(cv) + 2)]
+        geo_cv = np.mean([c["mae"][names[0]] for c in cv])
+        for n in names:
+            v = [c["mae"][n] for c in cv]
+            lines.append(f"| {n} | " + " | ".join(f"{x:.2f}" for x in v) + f" | **{np.mean(v):.2f}** | "
+                         f"{np.mean(v) / geo_cv:.2f} |")  # fmt: skip
+        md += (f"\nCross-validated (`--folds {args.folds}`): both recipes trained again on each of "
+               "benchmarks/headpose.py's identity folds (every identity held out once), mean MAE in degrees over "
+               "the frames where MediaPipe found a face; image steps per fold: "
+               + ", ".join(str(c["image_steps"]) for c in cv) + ".\n\n" + "\n".join(lines) + "\n")  # fmt: skip
     print(md)
     if args.no_write:
         return 0
@@ -101,10 +114,54 @@ def main(argv=None) -> int:
 
     from foundation import _write_section, atomic_write
 
-    text = json.dumps({"command": "benchmarks/headpose_ensemble.py", "weight": w, "rows": rows}, indent=1) + "\n"
+    command = "benchmarks/headpose_ensemble.py" + (f" --folds {args.folds}" if args.folds else "")
+    text = json.dumps({"command": command, "weight": w, "rows": rows, "cv": cv}, indent=1) + "\n"
     atomic_write(os.path.join(ROOT, "benchmarks", "results", "headpose_ensemble.json"), lambda fh: fh.write(text))
     _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "headpose_ensemble", md)
     return 0
+
+
+def _ensemble(p_img: np.ndarray, p_lm: np.ndarray, found: np.ndarray, w: float) -> np.ndarray:
+    """Chordal mean of the two rotations (weight ``w`` on the image network); the image network alone without a face."""
+    import roma
+    import torch
+
+    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
+
+    R = w * torch.as_tensor(ypr_to_matrix(p_img)) + (1 - w) * torch.as_tensor(ypr_to_matrix(np.nan_to_num(p_lm)))
+    p = matrix_to_ypr(roma.special_procrustes(R).numpy())
+    p[~found] = p_img[~found]
+    return p
+
+
+def _cross_validate(args, data, icfg: dict) -> list[dict]:
+    """Per identity fold: geometric fit, both recipes retrained, and their ensemble (MAE on face-found frames)."""
+    from headpose import _load_recipe  # benchmarks/headpose.py: the recipe as that benchmark runs it
+
+    from kinepose.data.splits import group_kfold
+    from kinepose.metrics.headpose import headpose_report
+    from kinepose.models.headpose import GeometricHeadPose
+    from kinepose.training.headpose import train_recipe
+
+    hs, found = data.heads, data.found
+    image_recipe = os.path.basename(os.path.normpath(args.image_run))
+    landmark_recipe = os.path.basename(os.path.normpath(args.landmark_run))
+    out = []
+    for k, fold in enumerate(group_kfold(hs.identity, args.folds, 0)):  # benchmarks/headpose.py's folds (seed 0)
+        tr, te = fold["train"], fold["test"]
+        print(f"-- fold {k}: {image_recipe}, {landmark_recipe}", flush=True)
+        _m, p_img, fit = train_recipe(_load_recipe(image_recipe), data, tr, progress=True)
+        p_lm = train_recipe(_load_recipe(landmark_recipe), data, tr)[1]
+        p_geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).predict(data.face)
+        p_ens = _ensemble(p_img[te], p_lm[te], found[te], args.weight)
+        f = found[te]
+        preds = {"headpose_geometric (Kabsch)": p_geo[te], landmark_recipe: p_lm[te], image_recipe: p_img[te],
+                 f"ensemble ({args.weight:g} image + {1 - args.weight:g} landmarks)": p_ens}  # fmt: skip
+        mae = {n: float(headpose_report(p[f], hs.ypr[te][f])["mae_mean"]) for n, p in preds.items()}
+        print("   " + ", ".join(f"{n} {v:.2f}" for n, v in mae.items()), flush=True)
+        out.append({"test_identities": [hs.identities[i] for i in fold["groups"]["test"]], "mae": mae,
+                    "image_steps": fit.steps})  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":
