@@ -93,7 +93,7 @@ def main(argv=None) -> int:
           f"({time.perf_counter() - t0:.0f} s), on benchmarks/headpose.py's runs and split: "
           f"{len(te)} held-out frames ({int(f.sum())} with a face found), degrees.\n\n"
           + "\n".join(lines) + "\n")  # fmt: skip
-    cv = _cross_validate(args, data, icfg) if args.folds else []
+    cv = _cross_validate(args, data) if args.folds else []
     if cv:
         names = list(cv[0]["mae"])
         folds = " | ".join(f"fold {k}" for k in range(len(cv)))
@@ -134,7 +134,7 @@ def _ensemble(p_img: np.ndarray, p_lm: np.ndarray, found: np.ndarray, w: float) 
     return p
 
 
-def _cross_validate(args, data, icfg: dict) -> list[dict]:
+def _cross_validate(args, data) -> list[dict]:
     """Per identity fold: geometric fit, both recipes retrained, and their ensemble (MAE on face-found frames)."""
     from headpose import _load_recipe  # benchmarks/headpose.py: the recipe as that benchmark runs it
 
@@ -152,10 +152,10 @@ def _cross_validate(args, data, icfg: dict) -> list[dict]:
         print(f"-- fold {k}: {image_recipe}, {landmark_recipe}", flush=True)
         _m, p_img, fit = train_recipe(_load_recipe(image_recipe), data, tr, progress=True)
         p_lm = train_recipe(_load_recipe(landmark_recipe), data, tr)[1]
-        p_geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).predict(data.face)
+        p_geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).predict(data.face[te])
         p_ens = _ensemble(p_img[te], p_lm[te], found[te], args.weight)
         f = found[te]
-        preds = {"headpose_geometric (Kabsch)": p_geo[te], landmark_recipe: p_lm[te], image_recipe: p_img[te],
+        preds = {"headpose_geometric (Kabsch)": p_geo, landmark_recipe: p_lm[te], image_recipe: p_img[te],
                  f"ensemble ({args.weight:g} image + {1 - args.weight:g} landmarks)": p_ens}  # fmt: skip
         mae = {n: float(headpose_report(p[f], hs.ypr[te][f])["mae_mean"]) for n, p in preds.items()}
         print("   " + ", ".join(f"{n} {v:.2f}" for n, v in mae.items()), flush=True)
