@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from kinepose.models.headpose import LandmarkMLP, create_headpose_dual
+from kinepose.models.headpose.landmarks import mirror_landmark_vectors
 
 if TYPE_CHECKING:  # a frontends type, for annotations only: training never imports frontends at run time
     from kinepose.frontends.headpose_data import HeadposeData
@@ -106,6 +107,39 @@ def roll_images(images: torch.Tensor, theta: torch.Tensor, ypr: torch.Tensor,
     return out, new_ypr, turned
 
 
+def flip_images(images: torch.Tensor, ypr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mirror pictures (left and right swapped) of the same scenes, and their labels.
+
+    Mirroring the picture about its centre column is, for a camera whose principal point is the image centre, the
+    picture of the mirrored scene ``M p`` (``M = diag(-1, 1, 1)``, OpenCV axes). A head ``p_cam = R p_head`` becomes
+    ``M R p_head = (M R M) (M p_head)``: a mirrored face (a new identity, its left and right swapped, so its
+    anatomical frame is again right-handed) at the rotation ``M R M``, which in :mod:`kinepose.geometry.headpose`'s
+    convention is ``(-yaw, pitch, -roll)``, exactly. The renderer's centre ``S/2`` is the flip's axis.
+
+    Args:
+        images: ``(B, C, H, W)``.
+        ypr: ``(B, 3)`` radians.
+    """
+    return torch.flip(images, dims=(-1,)), ypr * torch.tensor([-1.0, 1.0, -1.0], dtype=ypr.dtype, device=ypr.device)
+
+
+def jitter_colors(images: torch.Tensor, amount: float, grayscale: float,
+                  gen: torch.Generator | None) -> torch.Tensor:  # fmt: skip
+    """Per-picture colour changes that keep the geometry: each channel times a gain uniform in ``[1 - amount,
+    1 + amount]``, and with probability ``grayscale`` the picture in grey (ITU-R 601 luma). ``(B, 3, H, W)`` in
+    ``[0, 1]`` -> the same, clamped."""
+    B = images.shape[0]
+    x = images
+    if amount > 0:
+        gains = 1.0 + amount * (2 * torch.rand(B, 3, 1, 1, generator=gen) - 1)
+        x = x * gains.to(x)
+    if grayscale > 0:
+        grey = (torch.rand(B, generator=gen) < grayscale).to(x.device)
+        luma = (x * torch.tensor([0.299, 0.587, 0.114]).to(x)[None, :, None, None]).sum(1, keepdim=True)
+        x = torch.where(grey[:, None, None, None], luma.expand_as(x), x)
+    return x.clamp(0, 1)
+
+
 def roll_landmarks(theta: torch.Tensor, ypr: torch.Tensor, landmarks: Tensors = ()) -> tuple[torch.Tensor, Tensors]:
     """What :func:`roll_images` does to the labels: ``ypr`` (B, 3) of ``Rz(theta) R``, and each ``(B, 3 M)`` row of
     (x, y, z) landmarks (relative to a centre, e.g. a landmark model's whole input vector) with its (x, y) turned by
@@ -145,10 +179,18 @@ def _forward(model, x: torch.Tensor, kind: str, size: int | None, augment: bool,
     return model(x)
 
 
+def _aux_loss(out, face: torch.Tensor, pose: torch.Tensor, w_face: torch.Tensor, w_pose: torch.Tensor) -> torch.Tensor:
+    """MSE of the face and pose heads against their targets, averaged over the rows whose weight is 1."""
+    lf = (((out.face - face) ** 2).mean(1) * w_face).sum() / w_face.sum().clamp(min=1)
+    lp = (((out.pose - pose) ** 2).mean(1) * w_pose).sum() / w_pose.sum().clamp(min=1)
+    return lf + lp
+
+
 def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *, kind: str, steps: int = 2000,
                  batch_size: int = 64, lr: float = 1e-3, max_minutes: float = 15.0, aux_face: np.ndarray | None = None,
                  aux_pose: np.ndarray | None = None, aux_weight: float = 0.0, image_size: int | None = None,
-                 augment: bool = True, roll_deg: float = 0.0, seed: int = 0, progress: bool = False,
+                 augment: bool = True, roll_deg: float = 0.0, flip: bool = False, color_jitter: float = 0.0,
+                 grayscale: float = 0.0, seed: int = 0, progress: bool = False,
                  device: str = "cpu") -> FitResult:  # fmt: skip
     """Train ``model`` in place.
 
@@ -164,6 +206,12 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
             ``"vectors"`` the landmark vectors turn the same way (:func:`roll_landmarks`), as they would, nearly, in a
             turned picture (MediaPipe's answer on a turned picture is close to, not exactly, its turned answer).
             Not for kind ``"features"`` (cached features cannot be turned: :func:`resolve_recipe` refuses it).
+        flip: with ``augment``, half the training pictures are mirrored with their labels (:func:`flip_images`;
+            their auxiliary landmark targets are not counted), or for kind ``"vectors"`` half the landmark vectors
+            (:func:`kinepose.models.headpose.landmarks.mirror_landmark_vectors`): mirrored faces are new
+            identities, in nobody's test set.
+        color_jitter / grayscale: with ``augment`` and kind ``"images"``, per-channel gains and grey pictures
+            (:func:`jitter_colors`): skin tones and photos that training identities do not have.
         max_minutes: wall-clock budget; the loop stops at whichever of ``steps`` and the budget comes first.
         device: where the model trains (``"cuda"`` for the GPU recipes); the data stays on the CPU, batch by batch.
     """
@@ -198,24 +246,37 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         y = y_all[idx].to(device)
         if use_aux:
             fi, pi, wf, wp = af[idx].to(device), ap[idx].to(device), mf[idx].to(device), mp_[idx].to(device)
-        if kind == "images" and augment and roll_deg > 0:
-            theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
+        if kind == "images" and augment and (roll_deg > 0 or flip or color_jitter > 0 or grayscale > 0):
             x = _images_to_float(x_all[idx].to(device), image_size, augment, gen)
-            x, y, marks = roll_images(x, theta.to(device), y, (fi, pi) if use_aux else ())
-            if use_aux:
-                fi, pi = marks
+            if roll_deg > 0:
+                theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
+                x, y, marks = roll_images(x, theta.to(device), y, (fi, pi) if use_aux else ())
+                if use_aux:
+                    fi, pi = marks
+            if flip:
+                m = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+                xf, yf = flip_images(x, y)
+                x, y = torch.where(m[:, None, None, None], xf, x), torch.where(m[:, None], yf, y)
+                if use_aux:
+                    wf, wp = wf * (~m).float(), wp * (~m).float()
+            if color_jitter > 0 or grayscale > 0:
+                x = jitter_colors(x, color_jitter, grayscale, gen)
             out = model(x)
-        elif kind == "vectors" and augment and roll_deg > 0:
-            theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
-            y, (x,) = roll_landmarks(theta.to(device), y, (x_all[idx].to(device),))
+        elif kind == "vectors" and augment and (roll_deg > 0 or flip):
+            x = x_all[idx].to(device)
+            if roll_deg > 0:
+                theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
+                y, (x,) = roll_landmarks(theta.to(device), y, (x,))
+            if flip:
+                m = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
+                x = torch.where(m[:, None], mirror_landmark_vectors(x), x)
+                y = torch.where(m[:, None], y * torch.tensor([-1.0, 1.0, -1.0]).to(y), y)
             out = model(x)
         else:
             out = _forward(model, x_all[idx].to(device), kind, image_size, augment, gen)
         loss = angle_l1(out.ypr, y)
         if use_aux and out.face is not None:
-            lf = (((out.face - fi) ** 2).mean(1) * wf).sum() / wf.sum().clamp(min=1)
-            lp = (((out.pose - pi) ** 2).mean(1) * wp).sum() / wp.sum().clamp(min=1)
-            loss = loss + aux_weight * (lf + lp)
+            loss = loss + aux_weight * _aux_loss(out, fi, pi, wf, wp)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -296,7 +357,8 @@ RECIPE_DEFAULTS = {
     "name": "headpose", "task": "headpose", "model": "headpose_landmarks", "hidden": [512, 256, 128],
     "dropout": 0.1, "use_pose": True,
     "residual": False, "backbone": "resnet18", "pretrained": False, "freeze": False, "weights": None,
-    "aux_weight": 0.1, "roll_deg": 0.0, "image_size": 112, "steps": 4000, "batch_size": 128, "lr": 1e-3,
+    "aux_weight": 0.1, "roll_deg": 0.0, "flip": False, "color_jitter": 0.0, "grayscale": 0.0, "image_size": 112,
+    "steps": 4000, "batch_size": 128, "lr": 1e-3,
     "max_minutes": 15.0, "seed": 0,
     "data": {"sequences": 10, "frames": 40, "size": 192, "seed": 0, "test_fraction": 0.25},
 }  # fmt: skip
@@ -315,16 +377,22 @@ def resolve_recipe(cfg: dict) -> dict:
                             f"{out['model']!r}")  # fmt: skip
     checks = (("steps", 1, None), ("batch_size", 1, None), ("lr", 0.0, None), ("max_minutes", 0.0, None),
               ("image_size", 32, None), ("dropout", 0.0, 0.95), ("aux_weight", 0.0, None),
-              ("roll_deg", 0.0, 90.0))  # fmt: skip
+              ("roll_deg", 0.0, 90.0), ("color_jitter", 0.0, 0.95), ("grayscale", 0.0, 1.0))  # fmt: skip
     for key, lo, hi in checks:
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int | float) or v < lo or (hi is not None and v > hi) or (
                 lo == 0.0 and key in ("lr", "max_minutes") and v <= 0):  # fmt: skip
             raise KineposeError(f"head-pose recipe: {key} must be a number >= {lo}" + (f" and <= {hi}" if hi else "")
                                 + f" (> 0 for lr and max_minutes), got {v!r}")  # fmt: skip
-    if out["model"] == "headpose_dual" and out["freeze"] and out["roll_deg"] > 0:
-        raise KineposeError("head-pose recipe: roll_deg turns training pictures, but a frozen backbone trains on "
-                            "cached features; set roll_deg: 0 or freeze: false")  # fmt: skip
+    if not isinstance(out["flip"], bool):
+        raise KineposeError(f"head-pose recipe: flip must be true or false, got {out['flip']!r}")
+    picture_only = [k for k in ("roll_deg", "flip", "color_jitter", "grayscale") if out[k]]
+    if out["model"] == "headpose_dual" and out["freeze"] and picture_only:
+        raise KineposeError(f"head-pose recipe: {', '.join(picture_only)} change(s) training pictures, but a frozen "
+                            "backbone trains on cached features; turn them off or set freeze: false")  # fmt: skip
+    if out["model"] == "headpose_landmarks" and any(out[k] for k in ("color_jitter", "grayscale")):
+        raise KineposeError("head-pose recipe: color_jitter and grayscale are for the image network "
+                            "(headpose_dual); a landmark model reads no pictures")  # fmt: skip
     dd = out["data"]
     for key in ("sequences", "frames"):
         if isinstance(dd.get(key), bool) or not isinstance(dd.get(key), int) or dd[key] < 1:
@@ -366,8 +434,8 @@ def train_recipe(cfg: dict, data: HeadposeData, train: np.ndarray, *, steps: int
             from kinepose.models.headpose import GeometricHeadPose
 
             model.set_mean_face(GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).mean_face)
-        fit = fit_headpose(model, data.vectors[tr], hs.ypr[tr], kind="vectors", augment=cfg["roll_deg"] > 0,
-                           roll_deg=cfg["roll_deg"], **common)  # fmt: skip
+        fit = fit_headpose(model, data.vectors[tr], hs.ypr[tr], kind="vectors", augment=cfg["roll_deg"] > 0 or
+                           cfg["flip"], roll_deg=cfg["roll_deg"], flip=cfg["flip"], **common)  # fmt: skip
         pred = predict_headpose(model, data.vectors, kind="vectors")
         pred[~data.found] = np.nan
         return model, pred, fit
@@ -382,7 +450,8 @@ def train_recipe(cfg: dict, data: HeadposeData, train: np.ndarray, *, steps: int
         feats = extract_features(model.backbone, list(images), images.shape[1], 64).astype(np.float32)
         fit = fit_headpose(model, feats[train], hs.ypr[train], kind="features", augment=False, **aux, **common)
         return model, predict_headpose(model, feats, kind="features"), fit
-    fit = fit_headpose(model, images[train], hs.ypr[train], kind="images", roll_deg=cfg["roll_deg"], **aux, **common)
+    fit = fit_headpose(model, images[train], hs.ypr[train], kind="images", roll_deg=cfg["roll_deg"], flip=cfg["flip"],
+                       color_jitter=cfg["color_jitter"], grayscale=cfg["grayscale"], **aux, **common)  # fmt: skip
     return model, predict_headpose(model, images, kind="images", batch_size=64), fit
 
 

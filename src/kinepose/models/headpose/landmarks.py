@@ -7,16 +7,60 @@ numbers); a missing face or body is zeros. The same normalization gives the dual
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["FACE_DIM", "POSE_DIM", "LandmarkMLP", "landmark_vector", "normalize_face", "normalize_pose"]
+__all__ = [
+    "FACE_DIM",
+    "POSE_DIM",
+    "LandmarkMLP",
+    "facemesh_mirror",
+    "landmark_vector",
+    "mirror_landmark_vectors",
+    "normalize_face",
+    "normalize_pose",
+]
 
 FACE_DIM, POSE_DIM = 468 * 3, 33 * 3
 _L_SHOULDER, _R_SHOULDER = 11, 12
+#: MediaPipe Pose's 33 landmarks mirrored (left <-> right; nose 0 stays): eyes 1-6, ears, mouth, then the body.
+POSE_MIRROR = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9] + [k + 1 if k % 2 else k - 1 for k in range(11, 33)])
+
+
+@functools.cache
+def facemesh_mirror() -> np.ndarray:
+    """``(468,)`` the FaceMesh index of each landmark's mirror image (left <-> right; the midline maps to itself).
+
+    Computed, not typed in: the one-to-one assignment (``scipy.optimize.linear_sum_assignment``, distances) between
+    the bundled mean face (``assets/mean_face.npy``, the head frame, x = the subject's left) and its mirror
+    ``x -> -x``. It is an involution with 28 midline points, and pairs the eye, mouth and cheek points that define the
+    head frame (33/263, 133/362, 61/291, 234/454)."""
+    import os
+
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    mean = np.load(os.path.join(os.path.dirname(__file__), "assets", "mean_face.npy"))
+    _, col = linear_sum_assignment(cdist(mean * [-1.0, 1.0, 1.0], mean))
+    if not np.array_equal(col[col], np.arange(468)):  # a symmetric face gives an involution
+        raise RuntimeError("facemesh_mirror: the mean face's mirror assignment is not an involution")
+    col.setflags(write=False)
+    return col
+
+
+def mirror_landmark_vectors(vectors: torch.Tensor) -> torch.Tensor:
+    """:func:`landmark_vector` rows of the mirror picture (left and right swapped): x negated about the centres the
+    vector uses (face centroid, shoulder midpoint), the landmarks relabelled (:func:`facemesh_mirror`,
+    :data:`POSE_MIRROR`); all-zero parts (no face, no body) stay zero. ``(B, 1503)`` -> ``(B, 1503)``."""
+    B = vectors.shape[0]
+    sign = torch.tensor([-1.0, 1.0, 1.0], dtype=vectors.dtype, device=vectors.device)
+    face = vectors[:, :FACE_DIM].reshape(B, 468, 3)[:, torch.as_tensor(facemesh_mirror().copy())] * sign
+    pose = vectors[:, FACE_DIM:].reshape(B, 33, 3)[:, torch.from_numpy(POSE_MIRROR)] * sign
+    return torch.cat([face.reshape(B, FACE_DIM), pose.reshape(B, POSE_DIM)], 1)
 
 
 def normalize_face(face: np.ndarray) -> np.ndarray:
