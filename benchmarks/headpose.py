@@ -254,9 +254,9 @@ def _markdown(r: dict) -> tuple[str, list[str]]:
           f"{100 * r['mediapipe_pose_rate_test']:.0f}%), {r['mediapipe_ms']:.1f} ms per image. Errors in degrees; "
           "\"all\" counts a frame without a face as missing for the landmark rows (errors over the frames found) "
           "and scores the image rows on every frame.\n\n" + "\n".join(lines) + "\n\nPer yaw bin (mean MAE, deg, "
-          "all frames):\n\n" + "\n".join(yb) + "\n\nThe leak: the same recipe trained and scored on a random frame "
-          "split (refused by default; forced here) against the identity split.\n\n"
-          + "\n".join(leak) + "\n"
+          "all frames):\n\n" + "\n".join(yb) + "\n"
+          + (("\nThe leak: the same recipe trained and scored on a random frame split (refused by default; forced "
+              "here) against the identity split.\n\n" + "\n".join(leak) + "\n") if r["leak"] else "")
           + (("\nCross-validated over identity folds (every identity held out once; mean MAE, deg, over the frames "
               "where MediaPipe found a face):\n\n" + "\n".join(cv) + "\n") if r["cv"] else ""))  # fmt: skip
     return md, lines

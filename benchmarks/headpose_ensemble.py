@@ -33,8 +33,22 @@ def main(argv=None) -> int:
     ap.add_argument("--landmark-run", default=os.path.join(ROOT, "runs", "headpose", "headpose_landmarks_residual"))
     ap.add_argument("--weight", type=float, default=0.5, help="weight of the image network (fixed a priori)")
     ap.add_argument("--folds", type=int, default=0, help="also cross-validate over K identity folds (0: no)")
+    ap.add_argument(
+        "--image-recipe",
+        default=None,
+        help="configs/<name>.yaml the cross-validation trains for the image network (default: the --image-run's name)",
+    )
+    ap.add_argument("--landmark-recipe", default=None, help="the same for the landmark network")
+    ap.add_argument(
+        "--cv-only",
+        action="store_true",
+        help="only the cross-validation (needs --folds), written to "
+        "its own section (headpose_ensemble_cv) and JSON, beside the one of the default recipes",
+    )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
+    if args.cv_only and not args.folds:
+        ap.error("--cv-only needs --folds K")
     import torch
 
     from kinepose.data.splits import group_split
@@ -46,6 +60,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     t0 = time.perf_counter()
     data = build_headpose_data(cache=os.path.join(ROOT, "runs", "cache"), progress=True)
+    if args.cv_only:
+        return _cv_only(args, data, t0)
     hs = data.heads
     split = group_split(hs.identity, test_fraction=0.25, seed=0)  # benchmarks/headpose.py's split
     tr, te = split["train"], split["test"]
@@ -95,18 +111,7 @@ def main(argv=None) -> int:
           + "\n".join(lines) + "\n")  # fmt: skip
     cv = _cross_validate(args, data) if args.folds else []
     if cv:
-        names = list(cv[0]["mae"])
-        folds = " | ".join(f"fold {k}" for k in range(len(cv)))
-        lines = [f"| model | {folds} | **mean over folds** | x geometric |", "|---|" + "---:|" * (len(cv) + 2)]
-        geo_cv = np.mean([c["mae"][names[0]] for c in cv])
-        for n in names:
-            v = [c["mae"][n] for c in cv]
-            lines.append(f"| {n} | " + " | ".join(f"{x:.2f}" for x in v) + f" | **{np.mean(v):.2f}** | "
-                         f"{np.mean(v) / geo_cv:.2f} |")  # fmt: skip
-        md += (f"\nCross-validated (`--folds {args.folds}`): both recipes trained again on each of "
-               "benchmarks/headpose.py's identity folds (every identity held out once), mean MAE in degrees over "
-               "the frames where MediaPipe found a face; image steps per fold: "
-               + ", ".join(str(c["image_steps"]) for c in cv) + ".\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+        md += "\n" + _cv_table(args, cv)
     print(md)
     if args.no_write:
         return 0
@@ -119,6 +124,47 @@ def main(argv=None) -> int:
     atomic_write(os.path.join(ROOT, "benchmarks", "results", "headpose_ensemble.json"), lambda fh: fh.write(text))
     _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "headpose_ensemble", md)
     return 0
+
+
+def _cv_table(args, cv: list[dict]) -> str:
+    names = list(cv[0]["mae"])
+    folds = " | ".join(f"fold {k}" for k in range(len(cv)))
+    lines = [f"| model | {folds} | **mean over folds** | x geometric |", "|---|" + "---:|" * (len(cv) + 2)]
+    geo_cv = np.mean([c["mae"][names[0]] for c in cv])
+    for n in names:
+        v = [c["mae"][n] for c in cv]
+        lines.append(f"| {n} | " + " | ".join(f"{x:.2f}" for x in v) + f" | **{np.mean(v):.2f}** | "
+                     f"{np.mean(v) / geo_cv:.2f} |")  # fmt: skip
+    return (f"Cross-validated (`--folds {args.folds}`): both recipes trained again on each of "
+            "benchmarks/headpose.py's identity folds (every identity held out once), mean MAE in degrees over "
+            "the frames where MediaPipe found a face; image steps per fold: "
+            + ", ".join(str(c["image_steps"]) for c in cv) + ".\n\n" + "\n".join(lines) + "\n")  # fmt: skip
+
+
+def _cv_only(args, data, t0: float) -> int:
+    """``--cv-only``: the cross-validation of the named recipes, in its own section."""
+    import json
+
+    from foundation import _write_section, atomic_write
+
+    cv = _cross_validate(args, data)
+    image, marks = _recipe_names(args)
+    command = (f"benchmarks/headpose_ensemble.py --cv-only --folds {args.folds} --image-recipe {image} "
+               f"--landmark-recipe {marks}")  # fmt: skip
+    md = (f"## Head pose ensemble, cross-validated: {image} + {marks}\n\n`{command}` "
+          f"({(time.perf_counter() - t0) / 60:.0f} min, 2 torch threads).\n\n" + _cv_table(args, cv))  # fmt: skip
+    print(md)
+    if args.no_write:
+        return 0
+    text = json.dumps({"command": command, "weight": args.weight, "cv": cv}, indent=1) + "\n"
+    atomic_write(os.path.join(ROOT, "benchmarks", "results", "headpose_ensemble_cv.json"), lambda fh: fh.write(text))
+    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "headpose_ensemble_cv", md)
+    return 0
+
+
+def _recipe_names(args) -> tuple[str, str]:
+    return (args.image_recipe or os.path.basename(os.path.normpath(args.image_run)),
+            args.landmark_recipe or os.path.basename(os.path.normpath(args.landmark_run)))  # fmt: skip
 
 
 def _ensemble(p_img: np.ndarray, p_lm: np.ndarray, found: np.ndarray, w: float) -> np.ndarray:
@@ -144,8 +190,7 @@ def _cross_validate(args, data) -> list[dict]:
     from kinepose.training.headpose import train_recipe
 
     hs, found = data.heads, data.found
-    image_recipe = os.path.basename(os.path.normpath(args.image_run))
-    landmark_recipe = os.path.basename(os.path.normpath(args.landmark_run))
+    image_recipe, landmark_recipe = _recipe_names(args)
     out = []
     for k, fold in enumerate(group_kfold(hs.identity, args.folds, 0)):  # benchmarks/headpose.py's folds (seed 0)
         tr, te = fold["train"], fold["test"]
