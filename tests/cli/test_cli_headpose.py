@@ -130,6 +130,13 @@ def test_train_a_recipe_then_use_the_run(tmp_path, monkeypatch, capsys):
     assert main(["headpose", HOPPER, "--model", "run", "--output", str(out), "--quiet"]) == 0
     doc = json.loads(out.read_text())
     assert doc["model"].startswith("headpose_landmarks") and doc["frames"][0]["face_found"]
+    assert "flip TTA" not in doc["model"]  # off by default for a landmark run (measured not to help)
+    assert main(["headpose", HOPPER, "--model", "run", "--flip-tta", "--output", str(tmp_path / "t.json"),
+                 "--quiet"]) == 0  # fmt: skip
+    tta = json.loads((tmp_path / "t.json").read_text())
+    assert tta["model"].endswith("flip TTA") and tta["frames"][0]["yaw"] != doc["frames"][0]["yaw"]
+    assert main(["headpose", HOPPER, "--flip-tta", "--output", str(tmp_path / "g.json")]) == 2  # geometric: none
+    assert "--flip-tta" in capsys.readouterr().err and not (tmp_path / "g.json").exists()
 
 
 @pytest.mark.parametrize("ypr_deg", [(0.0, 0.0, 0.0), (50.0, -20.0, 10.0), (-60.0, 25.0, -15.0)])

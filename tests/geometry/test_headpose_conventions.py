@@ -16,6 +16,8 @@ from kinepose.geometry.headpose import (
     convert_ypr,
     from_sixdrepnet_matrix,
     matrix_to_ypr,
+    mean_ypr,
+    mirror_ypr,
     to_sixdrepnet_matrix,
     wrap_angle,
     ypr_to_matrix,
@@ -173,3 +175,43 @@ def test_fsanet_biwi_labels_are_the_hopenet_triplet_of_the_file_matrix():
         np.testing.assert_allclose(ours, convert_ypr(fsanet_biwi_labels(R_b), "hopenet", "kinepose"), atol=1e-12)
         np.testing.assert_allclose(biwi_to_ypr(R_b), ours, atol=0)
         np.testing.assert_allclose(biwi_to_ypr(R_b, "fsanet"), fsanet_biwi_labels(R_b), atol=1e-12)
+
+
+def test_mirror_ypr_is_the_mirrored_rotation():
+    """The mirrored picture's pose is M R M (M = diag(-1, 1, 1)), computed with scipy's matrices."""
+    ypr = _random_ypr((50,))
+    M = np.diag([-1.0, 1.0, 1.0])
+    R = Rotation.from_euler("XYZ", np.column_stack([-ypr[:, 1], -ypr[:, 0], ypr[:, 2]])).as_matrix()
+    np.testing.assert_allclose(ypr_to_matrix(mirror_ypr(ypr)), M @ R @ M, atol=1e-12)
+    np.testing.assert_allclose(mirror_ypr(mirror_ypr(ypr)), ypr, atol=0)
+    assert isinstance(mirror_ypr(torch.as_tensor(ypr)), torch.Tensor)
+
+
+def test_mean_ypr_is_the_slerp_midpoint_and_follows_the_weights():
+    from scipy.spatial.transform import Slerp
+
+    a, b = _random_ypr((20,), 60.0), _random_ypr((20,), 60.0)
+    Ra, Rb = ypr_to_matrix(a), ypr_to_matrix(b)
+    mid = np.stack([Slerp([0, 1], Rotation.from_matrix([x, y]))(0.5).as_matrix() for x, y in zip(Ra, Rb, strict=True)])
+    np.testing.assert_allclose(ypr_to_matrix(mean_ypr(np.stack([a, b]))), mid, atol=1e-9)  # two: chordal = geodesic
+    np.testing.assert_allclose(mean_ypr(np.stack([a, b]), weights=[1.0, 0.0]), a, atol=1e-9)
+    np.testing.assert_allclose(mean_ypr(np.stack([a, b]), weights=[2.0, 2.0]), mean_ypr(np.stack([a, b])), atol=1e-12)
+
+
+def test_mean_ypr_handles_the_wrap_that_averaging_angles_gets_wrong():
+    """Rolls of +179 and -179 degrees are 2 degrees apart: their mean is 180 (the angle average says 0)."""
+    p = np.deg2rad([[[10.0, 5.0, 179.0]], [[10.0, 5.0, -179.0]]])
+    got = np.rad2deg(mean_ypr(p))[0]
+    np.testing.assert_allclose(got[:2], [10.0, 5.0], atol=1e-9)
+    assert abs(abs(got[2]) - 180.0) < 1e-9
+
+
+def test_mean_ypr_errors():
+    with pytest.raises(KineposeError, match="weights"):
+        mean_ypr(np.zeros((2, 4, 3)), weights=[1.0])
+    with pytest.raises(KineposeError, match="weights"):
+        mean_ypr(np.zeros((2, 4, 3)), weights=[0.0, 0.0])
+    with pytest.raises(KineposeError, match="K estimates"):
+        mean_ypr(np.zeros(3))
+    with pytest.raises(ShapeError):
+        mean_ypr(np.zeros((2, 4)))

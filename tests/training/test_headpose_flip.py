@@ -1,7 +1,7 @@
 """Mirror and colour augmentation of the head-pose image networks (kinepose.training.headpose.flip_images and
 jitter_colors): a mirrored picture shows the mirrored scene, the labels follow the convention's rotation algebra
-(pinned against scipy), grey pictures match OpenCV's luma, and fit_headpose masks the landmark targets it cannot
-mirror."""
+(pinned against scipy), grey pictures match OpenCV's luma, and fit_headpose mirrors the landmark targets with
+the pictures."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from kinepose.models.headpose.landmarks import HeadPoseOutput
-from kinepose.training.headpose import fit_headpose, flip_images, jitter_colors, resolve_recipe
+from kinepose.training.headpose import fit_headpose, flip_images, jitter_colors, predict_headpose, resolve_recipe
 
 S, F = 64, 70.0
 C = (S - 1) / 2  # the principal point: the image centre (pixel centres at integers)
@@ -88,8 +88,9 @@ class _Tiny(torch.nn.Module):
         return HeadPoseOutput(h[:, :3], h[:, 3:1407], h[:, 1407:])
 
 
-def test_fit_headpose_mirrors_half_the_batch_and_drops_their_landmark_targets(monkeypatch):
+def test_fit_headpose_mirrors_half_the_batch_with_its_landmark_targets(monkeypatch):
     import kinepose.training.headpose as th
+    from kinepose.models.headpose.landmarks import mirror_landmark_vectors
 
     seen = []
     real = th.angle_l1
@@ -98,11 +99,11 @@ def test_fit_headpose_mirrors_half_the_batch_and_drops_their_landmark_targets(mo
         seen.append(target.detach().clone())
         return real(pred, target)
 
-    weights = []
+    marks = []
     real_aux = th._aux_loss
 
     def spy_aux(out, face, pose, w_face, w_pose):
-        weights.append((w_face.clone(), w_pose.clone()))
+        marks.append((face.clone(), pose.clone(), w_face.clone(), w_pose.clone()))
         return real_aux(out, face, pose, w_face, w_pose)
 
     monkeypatch.setattr(th, "angle_l1", spy_loss)
@@ -110,7 +111,8 @@ def test_fit_headpose_mirrors_half_the_batch_and_drops_their_landmark_targets(mo
     g = np.random.default_rng(4)
     images = g.integers(0, 255, (1, 40, 40, 3), dtype=np.uint8).repeat(64, 0)
     ypr = np.tile([[0.4, 0.1, 0.2]], (64, 1))
-    face, pose = g.normal(size=(64, 1404)).astype(np.float32), g.normal(size=(64, 99)).astype(np.float32)
+    face1, pose1 = g.normal(size=(1, 1404)).astype(np.float32), g.normal(size=(1, 99)).astype(np.float32)
+    face, pose = face1.repeat(64, 0), pose1.repeat(64, 0)  # every row alike: a row's target says if it was mirrored
     fit = fit_headpose(_Tiny(), images, ypr, kind="images", steps=4, batch_size=32, aux_face=face, aux_pose=pose,
                        aux_weight=0.1, image_size=32, flip=True, color_jitter=0.2, grayscale=0.2)  # fmt: skip
     assert fit.steps == 4 and np.isfinite(fit.final_loss)
@@ -120,10 +122,30 @@ def test_fit_headpose_mirrors_half_the_batch_and_drops_their_landmark_targets(mo
     np.testing.assert_allclose(targets[mirrored, 2], -0.2, rtol=1e-6)
     np.testing.assert_allclose(targets[:, 1], 0.1, rtol=1e-6)
     assert 0.3 < mirrored.mean() < 0.7  # half of 128 draws
-    w_face = torch.cat([w for w, _ in weights]).numpy()
-    w_pose = torch.cat([w for _, w in weights]).numpy()
-    np.testing.assert_array_equal(w_face, (~mirrored).astype(np.float32))  # mirrored rows: no landmark target
-    np.testing.assert_array_equal(w_pose, (~mirrored).astype(np.float32))
+    got = torch.cat([torch.cat([f, p], 1) for f, p, _, _ in marks]).numpy()
+    plain = np.concatenate([face1, pose1], 1)
+    mirror = mirror_landmark_vectors(torch.from_numpy(plain)).numpy()
+    assert not np.allclose(mirror, plain)
+    np.testing.assert_allclose(got[mirrored], np.repeat(mirror, mirrored.sum(), 0), atol=1e-6)  # mirrored targets
+    np.testing.assert_allclose(got[~mirrored], np.repeat(plain, (~mirrored).sum(), 0), atol=1e-6)
+    assert all(bool((wf == 1).all() and (wp == 1).all()) for _, _, wf, wp in marks)  # every row counted
+
+
+def test_mirrored_body_landmarks_swap_sides_and_negate_x():
+    """BlazePose: the left shoulder (11) at (+1, 0) becomes the right shoulder (12) at (-1, 0) and so on; the
+    vector's body part is centred between the shoulders, so the mirror is a relabelling and an x sign change."""
+    from kinepose.models.headpose.landmarks import FACE_DIM, mirror_landmark_vectors
+
+    pose = np.zeros((33, 3))
+    pose[11], pose[12], pose[0], pose[15] = (1.0, 0.0, 0.1), (-1.0, 0.2, 0.3), (0.05, -1.0, 0.0), (1.5, 1.2, -0.4)
+    v = np.concatenate([np.zeros(FACE_DIM), pose.ravel()])[None]
+    out = mirror_landmark_vectors(torch.from_numpy(v)).numpy()[0, FACE_DIM:].reshape(33, 3)
+    np.testing.assert_allclose(out[12], [-1.0, 0.0, 0.1])  # was the left shoulder
+    np.testing.assert_allclose(out[11], [1.0, 0.2, 0.3])
+    np.testing.assert_allclose(out[0], [-0.05, -1.0, 0.0])  # the nose keeps its index
+    np.testing.assert_allclose(out[16], [-1.5, 1.2, -0.4])  # left wrist (15) -> right wrist (16)
+    assert not out[15].any()
+    np.testing.assert_array_equal(mirror_landmark_vectors(torch.zeros(2, v.shape[1])).numpy(), 0)  # nothing found
 
 
 def test_recipe_checks():
@@ -205,3 +227,60 @@ def test_fit_headpose_mirrors_landmark_vectors(monkeypatch):
     mirrored = np.isclose(t[:, 0], -0.3)
     assert 0.25 < mirrored.mean() < 0.75
     np.testing.assert_allclose(t[mirrored, 2], -0.1, rtol=1e-6)
+
+
+class _HalfSums(torch.nn.Module):
+    """yaw = right half minus left half of the picture, pitch = its mean (both mirror-consistent), roll = a bias
+    plus ``skew`` times the left half (``skew != 0`` breaks mirror consistency)."""
+
+    def __init__(self, skew: float = 0.0) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.tensor(0.1))
+        self.skew = skew
+
+    def forward(self, x):
+        w = x.shape[-1] // 2
+        left, right = x[..., :w].mean((1, 2, 3)), x[..., w:].mean((1, 2, 3))
+        return HeadPoseOutput(torch.stack([right - left, x.mean((1, 2, 3)), self.bias + self.skew * left], 1))
+
+
+def test_flip_tta_averages_a_prediction_with_the_mirrored_prediction_of_the_mirror():
+    from kinepose.geometry.headpose import mean_ypr
+
+    imgs = np.random.default_rng(1).integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    # a model that answers the mirror picture with the mirror pose: TTA changes nothing but the roll's bias, which
+    # the mirror negates (so the average cancels it)
+    plain = predict_headpose(_HalfSums(), imgs, kind="images")
+    tta = predict_headpose(_HalfSums(), imgs, kind="images", flip_tta=True)
+    np.testing.assert_allclose(tta[:, :2], plain[:, :2], atol=1e-6)
+    np.testing.assert_allclose(tta[:, 2], 0.0, atol=1e-6)
+    # any model: the mean rotation of its answer and the mirrored answer on the flipped picture
+    model = _HalfSums(skew=2.0)
+    a = predict_headpose(model, imgs, kind="images")
+    b = predict_headpose(model, np.ascontiguousarray(imgs[:, :, ::-1]), kind="images") * [-1, 1, -1]
+    np.testing.assert_allclose(predict_headpose(model, imgs, kind="images", flip_tta=True, batch_size=2),
+                               mean_ypr(np.stack([a, b])), atol=1e-6)  # fmt: skip
+
+
+def test_flip_tta_on_landmark_vectors_and_not_on_features():
+    from kinepose.errors import KineposeError
+    from kinepose.models.headpose.landmarks import mirror_landmark_vectors
+
+    class Lin(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(1503, 3)
+
+        def forward(self, x):
+            return HeadPoseOutput(0.1 * torch.tanh(self.lin(x)))
+
+    torch.manual_seed(0)
+    model, x = Lin(), np.random.default_rng(2).normal(size=(4, 1503)).astype(np.float32)
+    a = predict_headpose(model, x, kind="vectors")
+    b = predict_headpose(model, mirror_landmark_vectors(torch.from_numpy(x)).numpy(), kind="vectors") * [-1, 1, -1]
+    from kinepose.geometry.headpose import mean_ypr
+
+    np.testing.assert_allclose(predict_headpose(model, x, kind="vectors", flip_tta=True), mean_ypr(np.stack([a, b])),
+                               atol=1e-6)  # fmt: skip
+    with pytest.raises(KineposeError, match="cannot be mirrored"):
+        predict_headpose(model, x, kind="features", flip_tta=True)

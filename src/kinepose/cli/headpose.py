@@ -41,6 +41,11 @@ def add_headpose_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--view", action="store_true",
                    help="also draw the head's axes: F_view.jpg for a photo, F_view.mp4 for a video or "
                         "folder")  # fmt: skip
+    p.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="with --model RUN: average the network's answer with its mirrored answer on the mirrored "
+                        "input (the face crop, or the landmarks mirrored; twice the network's time); default on "
+                        "for headpose_dual runs, off for headpose_landmarks runs (benchmarks/RESULTS.md measures "
+                        "both)")  # fmt: skip
     p.add_argument("--force", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_headpose)
@@ -78,12 +83,12 @@ def _cmd_headpose(args: argparse.Namespace) -> int:
         import_mediapipe()
     except ImportError as exc:
         raise ValueError(str(exc)) from exc
-    media = open_media(args.input)  # readable, has frames: or an error naming the file
-    outs = _outputs(args, media.kind)
     from kinepose._progress import progress_enabled
     from kinepose.frontends.headpose import estimate_headpose, load_estimator, range_of_motion
 
-    est = load_estimator(args.model)
+    media = open_media(args.input)  # readable, has frames: or an error naming the file
+    outs = _outputs(args, media.kind)
+    est = load_estimator(args.model, args.flip_tta)
     track = estimate_headpose(media, est, progress=progress_enabled(not args.quiet))
     n = int(track.found.sum())
     if n == 0:

@@ -88,32 +88,31 @@ class _Geometric(Estimator):
 
 
 class _Run(Estimator):
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, flip_tta: bool | None = None) -> None:
         from kinepose.training.headpose import load_headpose_run
 
         self.model, self.config = load_headpose_run(folder)
         self.kind = self.config["model"]
         self.needs_pose = self.kind == "headpose_landmarks"
-        self.name = f"{self.kind} ({folder})"
+        # measured (benchmarks/headpose_ensemble.py): mirroring helps the image network, not the landmark one
+        self.flip_tta = self.kind == "headpose_dual" if flip_tta is None else bool(flip_tta)
+        self.name = f"{self.kind} ({folder})" + (", flip TTA" if self.flip_tta else "")
         if self.kind == "headpose_dual":  # the crop is centred on the head's rotation centre: the fit says where
             from kinepose.models.headpose import GeometricHeadPose
 
             self._geometric = GeometricHeadPose(np.load(os.path.join(ASSETS, "mean_face.npy")).astype(np.float64))
 
     def predict(self, rgb, face, pose):
-        import torch
-
         from kinepose.models.headpose import landmark_vector
+        from kinepose.training.headpose import predict_headpose
 
-        with torch.no_grad():
-            if self.kind == "headpose_landmarks":
-                p = np.full((33, 3), np.nan) if pose is None else pose
-                x = torch.from_numpy(landmark_vector(face[None], p[None]))
-                return self.model(x).ypr[0].double().numpy()
+        if self.kind == "headpose_landmarks":
+            p = np.full((33, 3), np.nan) if pose is None else pose
+            x, kind = landmark_vector(face[None], p[None]), "vectors"
+        else:
             R = self._geometric.rotation(face[None])[0]
-            crop = head_crop(rgb, face, int(self.config.get("image_size", 112)), R)
-            x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255.0
-            return self.model(x).ypr[0].double().numpy()
+            x, kind = head_crop(rgb, face, int(self.config.get("image_size", 112)), R)[None], "images"
+        return predict_headpose(self.model, x, kind=kind, flip_tta=self.flip_tta)[0]
 
 
 def head_crop(rgb: np.ndarray, face: np.ndarray, size: int, R: np.ndarray) -> np.ndarray:
@@ -140,9 +139,19 @@ def head_crop(rgb: np.ndarray, face: np.ndarray, size: int, R: np.ndarray) -> np
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)  # ... then shrink with area averaging
 
 
-def load_estimator(model: str) -> Estimator:
-    """``"geometric"`` or a run folder (``headpose_landmarks`` / ``headpose_dual``); errors name what is wrong."""
+def load_estimator(model: str, flip_tta: bool | None = None) -> Estimator:
+    """``"geometric"`` or a run folder (``headpose_landmarks`` / ``headpose_dual``); errors name what is wrong.
+
+    Args:
+        flip_tta: a run's answer averaged with its mirrored answer on the mirrored input
+            (:func:`kinepose.training.headpose.predict_headpose`); ``None``: on for ``headpose_dual`` runs (where
+            it was measured to help), off for ``headpose_landmarks`` runs (where it did not). Not for
+            ``"geometric"``.
+    """
     if model == "geometric":
+        if flip_tta:
+            raise KineposeError("flip_tta (--flip-tta) averages a network's answers on a picture and on its mirror; "
+                                "the geometric fit has none to average: use it with a run folder")  # fmt: skip
         path = os.path.join(ASSETS, "mean_face.npy")
         if not os.path.isfile(path):
             raise KineposeError(f"--model geometric: the bundled mean face {path} is missing (reinstall kinepose)")
@@ -150,7 +159,7 @@ def load_estimator(model: str) -> Estimator:
     if not os.path.isdir(model):
         raise KineposeError(f"--model: {model}: expected 'geometric' or a head-pose run folder (kinepose train "
                             "configs/headpose_*.yaml writes one)")  # fmt: skip
-    return _Run(model)
+    return _Run(model, flip_tta)
 
 
 def estimate_headpose(media: Media | str | os.PathLike, estimator: Estimator, progress: bool = False) -> HeadPoseTrack:

@@ -59,6 +59,8 @@ __all__ = [
     "convert_ypr",
     "from_sixdrepnet_matrix",
     "matrix_to_ypr",
+    "mean_ypr",
+    "mirror_ypr",
     "to_sixdrepnet_matrix",
     "wrap_angle",
     "ypr_to_matrix",
@@ -240,3 +242,46 @@ def biwi_to_ypr(R_biwi: Array, convention: str = "kinepose") -> torch.Tensor | n
         (..., 3) (yaw, pitch, roll) radians, same type as ``R_biwi``.
     """
     return convert_ypr(matrix_to_ypr(R_biwi), "kinepose", convention)
+
+
+def mirror_ypr(ypr: Array) -> torch.Tensor | np.ndarray:
+    """The head pose seen in a mirrored picture (left and right swapped about the principal point's column).
+
+    Mirroring is ``M = diag(-1, 1, 1)`` in the camera frame; a head ``R`` becomes the mirrored face ``M R M``, whose
+    angles in this convention are ``(-yaw, pitch, -roll)`` exactly (a right turn and a right tilt become left ones).
+
+    Args:
+        ypr: (..., 3) radians.
+    Returns:
+        (..., 3) radians, same type as ``ypr``.
+    """
+    t, was_tensor = _in(ypr, "ypr")
+    check_last_dims(t, "ypr", (3,), "yaw, pitch, roll in radians")
+    return _out(t * torch.tensor([-1.0, 1.0, -1.0], dtype=t.dtype, device=t.device), was_tensor)
+
+
+def mean_ypr(ypr: Array, weights: Sequence[float] | None = None) -> torch.Tensor | np.ndarray:
+    """Weighted mean of ``K`` head poses per row: the rotation nearest (Frobenius) to the weighted mean of their
+    matrices (the chordal L2 mean, ``roma.special_procrustes``), as angles. Unlike averaging the angles, it does not
+    depend on the Euler convention and handles the wrap at 180 degrees.
+
+    Args:
+        ypr: (K, ..., 3) radians, ``K`` estimates of the same poses.
+        weights: ``K`` finite non-negative weights (equal by default), not all zero.
+    Returns:
+        (..., 3) radians, same type as ``ypr``.
+    """
+    import roma
+
+    t, was_tensor = _in(ypr, "ypr")
+    check_last_dims(t, "ypr", (3,), "yaw, pitch, roll in radians")
+    if t.dim() < 2:
+        raise KineposeError(f"ypr: expected (K, ..., 3), K estimates per pose, got shape {tuple(t.shape)}")
+    w = torch.ones(t.shape[0], dtype=t.dtype) if weights is None else torch.as_tensor(weights, dtype=t.dtype)
+    if w.shape != (t.shape[0],) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()) or float(w.sum()) <= 0:
+        raise KineposeError(
+            f"weights: expected {t.shape[0]} finite non-negative numbers, not all zero, got {weights!r}"
+        )
+    R = ypr_to_matrix(t)  # (K, ..., 3, 3)
+    w = (w / w.sum()).to(R.device).reshape(-1, *([1] * (R.dim() - 1)))
+    return _out(matrix_to_ypr(roma.special_procrustes((w * R).sum(0))), was_tensor)

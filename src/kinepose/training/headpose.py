@@ -114,7 +114,10 @@ def flip_images(images: torch.Tensor, ypr: torch.Tensor) -> tuple[torch.Tensor, 
     picture of the mirrored scene ``M p`` (``M = diag(-1, 1, 1)``, OpenCV axes). A head ``p_cam = R p_head`` becomes
     ``M R p_head = (M R M) (M p_head)``: a mirrored face (a new identity, its left and right swapped, so its
     anatomical frame is again right-handed) at the rotation ``M R M``, which in :mod:`kinepose.geometry.headpose`'s
-    convention is ``(-yaw, pitch, -roll)``, exactly. The renderer's centre ``S/2`` is the flip's axis.
+    convention is ``(-yaw, pitch, -roll)``: exactly for the labels. ``torch.flip`` mirrors about the column
+    ``(W - 1) / 2`` (pixel centres at integers), where the head renderer's principal point ``W / 2`` is half a pixel
+    off (and the training shifts of :func:`_images_to_float` move the picture a few pixels): as for the roll, the
+    picture is a near, not an exact, image of the mirrored scene.
 
     Args:
         images: ``(B, C, H, W)``.
@@ -207,7 +210,8 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
             turned picture (MediaPipe's answer on a turned picture is close to, not exactly, its turned answer).
             Not for kind ``"features"`` (cached features cannot be turned: :func:`resolve_recipe` refuses it).
         flip: with ``augment``, half the training pictures are mirrored with their labels (:func:`flip_images`;
-            their auxiliary landmark targets are not counted), or for kind ``"vectors"`` half the landmark vectors
+            their auxiliary landmark targets mirrored too, as MediaPipe's answer on the mirror picture would be,
+            nearly), or for kind ``"vectors"`` half the landmark vectors
             (:func:`kinepose.models.headpose.landmarks.mirror_landmark_vectors`): mirrored faces are new
             identities, in nobody's test set.
         color_jitter / grayscale: with ``augment`` and kind ``"images"``, per-channel gains and grey pictures
@@ -247,9 +251,10 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
         if use_aux:
             fi, pi, wf, wp = af[idx].to(device), ap[idx].to(device), mf[idx].to(device), mp_[idx].to(device)
         if kind == "images" and augment and (roll_deg > 0 or flip or color_jitter > 0 or grayscale > 0):
+            if roll_deg > 0:  # drawn before the shifts, as before flip existed: seeded roll runs repeat
+                theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
             x = _images_to_float(x_all[idx].to(device), image_size, augment, gen)
             if roll_deg > 0:
-                theta = math.radians(roll_deg) * (2 * torch.rand(len(idx), generator=gen) - 1)
                 x, y, marks = roll_images(x, theta.to(device), y, (fi, pi) if use_aux else ())
                 if use_aux:
                     fi, pi = marks
@@ -257,8 +262,10 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
                 m = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
                 xf, yf = flip_images(x, y)
                 x, y = torch.where(m[:, None, None, None], xf, x), torch.where(m[:, None], yf, y)
-                if use_aux:
-                    wf, wp = wf * (~m).float(), wp * (~m).float()
+                if use_aux:  # the landmark targets are landmark_vector's layout: mirror them the same way
+                    mir = mirror_landmark_vectors(torch.cat([fi, pi], 1))
+                    fi = torch.where(m[:, None], mir[:, : fi.shape[1]], fi)
+                    pi = torch.where(m[:, None], mir[:, fi.shape[1] :], pi)
             if color_jitter > 0 or grayscale > 0:
                 x = jitter_colors(x, color_jitter, grayscale, gen)
             out = model(x)
@@ -292,14 +299,32 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
 
 @torch.no_grad()
 def predict_headpose(model: torch.nn.Module, inputs: np.ndarray, *, kind: str, batch_size: int = 128,
-                     image_size: int | None = None) -> np.ndarray:  # fmt: skip
-    """``(N, 3)`` yaw, pitch, roll radians for ``inputs`` (see :func:`fit_headpose`), on the model's device."""
+                     image_size: int | None = None, flip_tta: bool = False) -> np.ndarray:  # fmt: skip
+    """``(N, 3)`` yaw, pitch, roll radians for ``inputs`` (see :func:`fit_headpose`), on the model's device.
+
+    Args:
+        flip_tta: also predict on the mirror inputs (pictures flipped left to right, or for kind ``"vectors"``
+            :func:`~kinepose.models.headpose.landmarks.mirror_landmark_vectors`), mirror those answers back
+            (:func:`~kinepose.geometry.headpose.mirror_ypr`) and return the mean rotation of the two
+            (:func:`~kinepose.geometry.headpose.mean_ypr`): test-time augmentation, twice the inference cost.
+            Not for kind ``"features"`` (cached features cannot be mirrored).
+    """
+    from kinepose.errors import KineposeError
+    from kinepose.geometry.headpose import mean_ypr, mirror_ypr
+
+    if flip_tta and kind == "features":
+        raise KineposeError("flip_tta: cached backbone features cannot be mirrored; predict from the pictures")
     model.eval()
     device = next(model.parameters()).device
     out = []
     for i in range(0, len(inputs), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(inputs[i : i + batch_size])).to(device)
-        out.append(_forward(model, x, kind, image_size, False, None).ypr.double().cpu().numpy())
+        p = _forward(model, x, kind, image_size, False, None).ypr.double()
+        if flip_tta:
+            xf = torch.flip(x, dims=(2,)) if kind == "images" else mirror_landmark_vectors(x)
+            pf = mirror_ypr(_forward(model, xf, kind, image_size, False, None).ypr.double())
+            p = mean_ypr(torch.stack([p, pf]))
+        out.append(p.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 3))
 
 

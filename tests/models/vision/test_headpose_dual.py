@@ -42,3 +42,28 @@ def test_pretrained_without_weights_is_a_clear_error(tmp_path):
         create_headpose_dual("resnet18", pretrained=True, weights=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="unknown backbone"):
         create_headpose_dual("resnet9000")
+
+
+def test_an_image_run_mirrors_at_test_time_by_default(tmp_path):
+    """load_estimator: flip TTA on for a headpose_dual run unless turned off; its answer is the mean rotation of the
+    crop's answer and the mirrored answer on the mirrored crop."""
+    from kinepose.frontends.headpose import load_estimator
+    from kinepose.geometry.headpose import mean_ypr, mirror_ypr
+    from kinepose.training.headpose import save_headpose_run
+
+    torch.manual_seed(0)
+    net = create_headpose_dual("mobilenet_v2", dropout=0.0)
+    save_headpose_run(tmp_path / "run", net, {"model": "headpose_dual", "backbone": "mobilenet_v2", "dropout": 0.0,
+                                              "image_size": 64})  # fmt: skip
+    on, off = load_estimator(str(tmp_path / "run")), load_estimator(str(tmp_path / "run"), flip_tta=False)
+    assert on.flip_tta and on.name.endswith("flip TTA") and not off.flip_tta and "flip" not in off.name
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    face = np.column_stack([rng.uniform(120, 200, 468), rng.uniform(80, 180, 468), rng.uniform(-20, 20, 468)])
+    a = off.predict(rgb, face, None)
+    from kinepose.frontends.headpose import head_crop
+
+    crop = head_crop(rgb, face, 64, off._geometric.rotation(face[None])[0])
+    b = mirror_ypr(predict_headpose(off.model, np.ascontiguousarray(crop[None, :, ::-1]), kind="images"))[0]
+    np.testing.assert_allclose(on.predict(rgb, face, None), mean_ypr(np.stack([a, b])), atol=1e-6)
+    assert not np.allclose(a, b, atol=1e-4)  # the untrained network is not mirror-consistent: the test can fail
