@@ -4,7 +4,9 @@ Run after ``benchmarks/headpose.py``: it reads that benchmark's run folders (``r
 the same 9 identities, and scores on the same 3 held out. The weight is fixed a priori at 1/2 (no tuning on the test
 identities); the average of the two rotations is their chordal mean (``roma.special_procrustes`` of the sum).
 Where MediaPipe found no face the landmark network has nothing, and the image network's answer stands. One more row
-scores the image network on the crops ``kinepose headpose`` makes (``head_crop`` around MediaPipe's face).
+scores the image network on the crops ``kinepose headpose`` makes (``head_crop`` around MediaPipe's face). The
+``+ flip TTA`` rows average the image network's answer with its mirrored answer on the mirrored picture
+(``predict_headpose(flip_tta=True)``).
 ``--folds K`` also trains both recipes again on each of benchmarks/headpose.py's K identity folds (every identity
 held out once; about 13 minutes a fold on 2 cores, the image recipe's cap) and reports the ensemble per fold.
 
@@ -49,6 +51,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.cv_only and not args.folds:
         ap.error("--cv-only needs --folds K")
+    if (args.image_recipe or args.landmark_recipe) and not args.folds:
+        ap.error("--image-recipe and --landmark-recipe name what the cross-validation trains: they need --folds K")
+    if not 0.0 <= args.weight <= 1.0:
+        ap.error(f"--weight: expected a number in [0, 1], got {args.weight}")
+    weight = "" if args.weight == 0.5 else f" --weight {args.weight:g}"
     import torch
 
     from kinepose.data.splits import group_split
@@ -67,9 +74,13 @@ def main(argv=None) -> int:
     tr, te = split["train"], split["test"]
     image, icfg = load_headpose_run(args.image_run)
     marks, _ = load_headpose_run(args.landmark_run)
-    p_img = predict_headpose(image, _resized(hs.images[te], int(icfg["image_size"])), kind="images")
+    x_te = _resized(hs.images[te], int(icfg["image_size"]))
+    p_img = predict_headpose(image, x_te, kind="images")
+    p_tta = predict_headpose(image, x_te, kind="images", flip_tta=True)
     p_lm = predict_headpose(marks, data.vectors[te], kind="vectors")
     p_lm[~data.found[te]] = np.nan
+    p_lm_tta = predict_headpose(marks, data.vectors[te], kind="vectors", flip_tta=True)
+    p_lm_tta[~data.found[te]] = np.nan
     w = args.weight
     p_ens = _ensemble(p_img, p_lm, data.found[te], w)
     geo_model = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr])
@@ -83,14 +94,23 @@ def main(argv=None) -> int:
     R_fit = geo_model.rotation(data.face[te][idx])
     crops = np.stack([head_crop(hs.images[te][i], data.face[te][i], size, R) for i, R in zip(idx, R_fit, strict=True)])
     p_crop[idx] = predict_headpose(image, crops, kind="images")
+    p_crop_tta = np.full_like(p_img, np.nan)
+    p_crop_tta[idx] = predict_headpose(image, crops, kind="images", flip_tta=True)
     f = data.found[te]
     rows = []
     named = (
         ("headpose_geometric (Kabsch)", p_geo),
         ("headpose_landmarks_residual", p_lm),
+        ("headpose_landmarks_residual + flip TTA", p_lm_tta),
         ("headpose_dual_mobilenet_pretrained", p_img),
+        ("headpose_dual_mobilenet_pretrained + flip TTA", p_tta),
         ("headpose_dual_mobilenet_pretrained through head_crop (the CLI's path)", p_crop),
+        ("headpose_dual_mobilenet_pretrained through head_crop + flip TTA", p_crop_tta),
         (f"ensemble ({w:g} image + {1 - w:g} landmarks)", p_ens),
+        (
+            f"ensemble ({w:g} image + {1 - w:g} landmarks), image with flip TTA",
+            _ensemble(p_tta, p_lm, data.found[te], w),
+        ),
     )
     for name, p in named:
         found = headpose_report(p[f], hs.ypr[te][f])
@@ -119,7 +139,7 @@ def main(argv=None) -> int:
 
     from foundation import _write_section, atomic_write
 
-    command = "benchmarks/headpose_ensemble.py" + (f" --folds {args.folds}" if args.folds else "")
+    command = "benchmarks/headpose_ensemble.py" + (f" --folds {args.folds}" if args.folds else "") + weight
     text = json.dumps({"command": command, "weight": w, "rows": rows, "cv": cv}, indent=1) + "\n"
     atomic_write(os.path.join(ROOT, "benchmarks", "results", "headpose_ensemble.json"), lambda fh: fh.write(text))
     _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "headpose_ensemble", md)
@@ -150,7 +170,7 @@ def _cv_only(args, data, t0: float) -> int:
     cv = _cross_validate(args, data)
     image, marks = _recipe_names(args)
     command = (f"benchmarks/headpose_ensemble.py --cv-only --folds {args.folds} --image-recipe {image} "
-               f"--landmark-recipe {marks}")  # fmt: skip
+               f"--landmark-recipe {marks}" + ("" if args.weight == 0.5 else f" --weight {args.weight:g}"))  # fmt: skip
     md = (f"## Head pose ensemble, cross-validated: {image} + {marks}\n\n`{command}` "
           f"({(time.perf_counter() - t0) / 60:.0f} min, 2 torch threads).\n\n" + _cv_table(args, cv))  # fmt: skip
     print(md)
@@ -169,13 +189,9 @@ def _recipe_names(args) -> tuple[str, str]:
 
 def _ensemble(p_img: np.ndarray, p_lm: np.ndarray, found: np.ndarray, w: float) -> np.ndarray:
     """Chordal mean of the two rotations (weight ``w`` on the image network); the image network alone without a face."""
-    import roma
-    import torch
+    from kinepose.geometry.headpose import mean_ypr
 
-    from kinepose.geometry.headpose import matrix_to_ypr, ypr_to_matrix
-
-    R = w * torch.as_tensor(ypr_to_matrix(p_img)) + (1 - w) * torch.as_tensor(ypr_to_matrix(np.nan_to_num(p_lm)))
-    p = matrix_to_ypr(roma.special_procrustes(R).numpy())
+    p = mean_ypr(np.stack([p_img, np.nan_to_num(p_lm)]), weights=[w, 1 - w])
     p[~found] = p_img[~found]
     return p
 
@@ -187,7 +203,7 @@ def _cross_validate(args, data) -> list[dict]:
     from kinepose.data.splits import group_kfold
     from kinepose.metrics.headpose import headpose_report
     from kinepose.models.headpose import GeometricHeadPose
-    from kinepose.training.headpose import train_recipe
+    from kinepose.training.headpose import _resized, predict_headpose, resolve_recipe, train_recipe
 
     hs, found = data.heads, data.found
     image_recipe, landmark_recipe = _recipe_names(args)
@@ -195,13 +211,23 @@ def _cross_validate(args, data) -> list[dict]:
     for k, fold in enumerate(group_kfold(hs.identity, args.folds, 0)):  # benchmarks/headpose.py's folds (seed 0)
         tr, te = fold["train"], fold["test"]
         print(f"-- fold {k}: {image_recipe}, {landmark_recipe}", flush=True)
-        _m, p_img, fit = train_recipe(_load_recipe(image_recipe), data, tr, progress=True)
+        cfg = _load_recipe(image_recipe)
+        model, p_img, fit = train_recipe(cfg, data, tr, progress=True)
+        size = int(resolve_recipe(cfg)["image_size"])
+        p_tta = predict_headpose(model, _resized(hs.images[te], size), kind="images", flip_tta=True)
         p_lm = train_recipe(_load_recipe(landmark_recipe), data, tr)[1]
         p_geo = GeometricHeadPose().fit(data.face[tr], hs.rotation[tr]).predict(data.face[te])
-        p_ens = _ensemble(p_img[te], p_lm[te], found[te], args.weight)
         f = found[te]
+        ens = f"ensemble ({args.weight:g} image + {1 - args.weight:g} landmarks)"
         preds = {"headpose_geometric (Kabsch)": p_geo, landmark_recipe: p_lm[te], image_recipe: p_img[te],
-                 f"ensemble ({args.weight:g} image + {1 - args.weight:g} landmarks)": p_ens}  # fmt: skip
+                 f"{image_recipe} + flip TTA": p_tta, ens: _ensemble(p_img[te], p_lm[te], f, args.weight),
+                 f"{ens}, image with flip TTA": _ensemble(p_tta, p_lm[te], f, args.weight)}  # fmt: skip
+        if not args.no_write:  # every held-out prediction, for later analyses without training again
+            from foundation import atomic_write
+
+            path = os.path.join(ROOT, "runs", "headpose_cv", f"{image_recipe}+{landmark_recipe}_fold{k}.npz")
+            atomic_write(path, lambda fh, te=te, preds=preds: np.savez(fh, test=te, **{
+                n.replace(" ", "_"): p for n, p in preds.items()}), binary=True)  # fmt: skip
         mae = {n: float(headpose_report(p[f], hs.ypr[te][f])["mae_mean"]) for n, p in preds.items()}
         print("   " + ", ".join(f"{n} {v:.2f}" for n, v in mae.items()), flush=True)
         out.append({"test_identities": [hs.identities[i] for i in fold["groups"]["test"]], "mae": mae,
