@@ -45,7 +45,7 @@ def main(argv=None) -> int:
         "--cv-only",
         action="store_true",
         help="only the cross-validation (needs --folds), written to "
-        "its own section (headpose_ensemble_cv) and JSON, beside the one of the default recipes",
+        "its own section (headpose_ensemble_cv_IMAGE-RECIPE) and JSON, beside the one of the default recipes",
     )
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
@@ -177,8 +177,9 @@ def _cv_only(args, data, t0: float) -> int:
     if args.no_write:
         return 0
     text = json.dumps({"command": command, "weight": args.weight, "cv": cv}, indent=1) + "\n"
-    atomic_write(os.path.join(ROOT, "benchmarks", "results", "headpose_ensemble_cv.json"), lambda fh: fh.write(text))
-    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), "headpose_ensemble_cv", md)
+    name = f"headpose_ensemble_cv_{image}"  # one section and one JSON per image recipe
+    atomic_write(os.path.join(ROOT, "benchmarks", "results", f"{name}.json"), lambda fh: fh.write(text))
+    _write_section(os.path.join(ROOT, "benchmarks", "RESULTS.md"), name, md)
     return 0
 
 
