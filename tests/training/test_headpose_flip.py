@@ -78,26 +78,9 @@ def test_grey_pictures_match_opencv_and_gains_stay_in_range():
     assert 0.17 < share < 0.33  # about a quarter grey (binomial, n=400: sd 0.022)
 
 
-class _Tiny(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = torch.nn.Linear(3 * 16, 3 + 1404 + 99)
-
-    def forward(self, x: torch.Tensor) -> HeadPoseOutput:
-        h = self.lin(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))
-        return HeadPoseOutput(h[:, :3], h[:, 3:1407], h[:, 1407:])
-
-
-def test_fit_headpose_mirrors_half_the_batch_with_its_landmark_targets(monkeypatch):
+def test_fit_headpose_mirrors_half_the_batch_with_its_landmark_targets(monkeypatch, loss_targets, tiny_image_net):
     import kinepose.training.headpose as th
     from kinepose.models.headpose.landmarks import mirror_landmark_vectors
-
-    seen = []
-    real = th.angle_l1
-
-    def spy_loss(pred, target):
-        seen.append(target.detach().clone())
-        return real(pred, target)
 
     marks = []
     real_aux = th._aux_loss
@@ -106,17 +89,17 @@ def test_fit_headpose_mirrors_half_the_batch_with_its_landmark_targets(monkeypat
         marks.append((face.clone(), pose.clone(), w_face.clone(), w_pose.clone()))
         return real_aux(out, face, pose, w_face, w_pose)
 
-    monkeypatch.setattr(th, "angle_l1", spy_loss)
     monkeypatch.setattr(th, "_aux_loss", spy_aux)
     g = np.random.default_rng(4)
     images = g.integers(0, 255, (1, 40, 40, 3), dtype=np.uint8).repeat(64, 0)
     ypr = np.tile([[0.4, 0.1, 0.2]], (64, 1))
     face1, pose1 = g.normal(size=(1, 1404)).astype(np.float32), g.normal(size=(1, 99)).astype(np.float32)
     face, pose = face1.repeat(64, 0), pose1.repeat(64, 0)  # every row alike: a row's target says if it was mirrored
-    fit = fit_headpose(_Tiny(), images, ypr, kind="images", steps=4, batch_size=32, aux_face=face, aux_pose=pose,
-                       aux_weight=0.1, image_size=32, flip=True, color_jitter=0.2, grayscale=0.2)  # fmt: skip
+    fit = fit_headpose(tiny_image_net(), images, ypr, kind="images", steps=4, batch_size=32, aux_face=face,
+                       aux_pose=pose, aux_weight=0.1, image_size=32, flip=True, color_jitter=0.2,
+                       grayscale=0.2)  # fmt: skip
     assert fit.steps == 4 and np.isfinite(fit.final_loss)
-    targets = torch.cat(seen).numpy()
+    targets = torch.cat(loss_targets).numpy()
     mirrored = np.isclose(targets[:, 0], -0.4)
     assert np.all(mirrored | np.isclose(targets[:, 0], 0.4))
     np.testing.assert_allclose(targets[mirrored, 2], -0.2, rtol=1e-6)
@@ -206,24 +189,15 @@ def test_mirrored_landmarks_give_the_mirrored_pose_to_the_kabsch_fit():
     assert torch.equal(zero, torch.zeros_like(zero))  # no face, no body: still none
 
 
-def test_fit_headpose_mirrors_landmark_vectors(monkeypatch):
-    import kinepose.training.headpose as th
+def test_fit_headpose_mirrors_landmark_vectors(loss_targets):
     from kinepose.models.headpose.landmarks import LandmarkMLP
 
-    seen = []
-    real = th.angle_l1
-
-    def spy_loss(pred, target):
-        seen.append(target.detach().clone())
-        return real(pred, target)
-
-    monkeypatch.setattr(th, "angle_l1", spy_loss)
     g = np.random.default_rng(6)
     fit = fit_headpose(LandmarkMLP((16,), 0.0, True, False), g.normal(size=(40, 1503)).astype(np.float32),
                        np.tile([[0.3, 0.2, 0.1]], (40, 1)), kind="vectors", steps=4, batch_size=20,
                        flip=True)  # fmt: skip
     assert fit.steps == 4
-    t = torch.cat(seen).numpy()
+    t = torch.cat(loss_targets).numpy()
     mirrored = np.isclose(t[:, 0], -0.3)
     assert 0.25 < mirrored.mean() < 0.75
     np.testing.assert_allclose(t[mirrored, 2], -0.1, rtol=1e-6)

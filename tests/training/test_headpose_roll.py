@@ -12,7 +12,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from kinepose.geometry.headpose import ypr_to_matrix
-from kinepose.models.headpose.landmarks import HeadPoseOutput, LandmarkMLP
+from kinepose.models.headpose.landmarks import LandmarkMLP
 from kinepose.training.headpose import fit_headpose, resolve_recipe, roll_images, roll_landmarks
 
 S, F = 64, 70.0
@@ -90,19 +90,7 @@ def test_landmarks_turn_as_the_pixels_do_and_missing_rows_stay_zero():
         roll_images(torch.zeros(1, 3, 8, 10), torch.zeros(1), torch.zeros(1, 3))
 
 
-class _Tiny(torch.nn.Module):
-    """A stand-in image network (no torchvision here): pooled pixels -> ypr, face, pose."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = torch.nn.Linear(3 * 16, 3 + 1404 + 99)
-
-    def forward(self, x: torch.Tensor) -> HeadPoseOutput:
-        h = self.lin(torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1))
-        return HeadPoseOutput(h[:, :3], h[:, 3:1407], h[:, 1407:])
-
-
-def test_fit_headpose_turns_images_labels_and_landmark_targets(monkeypatch):
+def test_fit_headpose_turns_images_labels_and_landmark_targets(monkeypatch, tiny_image_net):
     """Training with roll_deg: every batch goes through roll_images with the labels and both landmark targets, and
     the loss sees what it returns (a turn that left the labels alone would change nothing here)."""
     import kinepose.training.headpose as th
@@ -120,14 +108,14 @@ def test_fit_headpose_turns_images_labels_and_landmark_targets(monkeypatch):
     face, pose = g.normal(size=(12, 1404)).astype(np.float32), g.normal(size=(12, 99)).astype(np.float32)
     face[3] = 0  # a frame where MediaPipe found no face
     torch.manual_seed(0)
-    fit = fit_headpose(_Tiny(), images, g.uniform(-0.5, 0.5, (12, 3)), kind="images", steps=5, batch_size=4,
+    fit = fit_headpose(tiny_image_net(), images, g.uniform(-0.5, 0.5, (12, 3)), kind="images", steps=5, batch_size=4,
                        aux_face=face, aux_pose=pose, aux_weight=0.1, image_size=32, roll_deg=20.0)  # fmt: skip
     assert fit.steps == 5 and np.isfinite(fit.final_loss)
     assert len(calls) == 5 and all(n == 2 for _, n, _ in calls)
     assert all(shapes == [(4, 1404), (4, 99)] for _, _, shapes in calls)
     assert 0 < max(t for t, _, _ in calls) <= math.radians(20.0)
     calls.clear()
-    fit_headpose(_Tiny(), images, np.zeros((12, 3)), kind="images", steps=2, batch_size=4, image_size=32)
+    fit_headpose(tiny_image_net(), images, np.zeros((12, 3)), kind="images", steps=2, batch_size=4, image_size=32)
     assert calls == []  # roll_deg 0: no turn
     fit_v = fit_headpose(LandmarkMLP((16,), 0.0, True, False), g.normal(size=(12, 1503)).astype(np.float32),
                          g.uniform(-0.5, 0.5, (12, 3)), kind="vectors", steps=3, batch_size=4,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from kinepose.geometry.headpose import mean_ypr, mirror_ypr
 from kinepose.models.headpose import LandmarkMLP, create_headpose_dual
 from kinepose.models.headpose.landmarks import mirror_landmark_vectors
 
@@ -123,7 +124,7 @@ def flip_images(images: torch.Tensor, ypr: torch.Tensor) -> tuple[torch.Tensor, 
         images: ``(B, C, H, W)``.
         ypr: ``(B, 3)`` radians.
     """
-    return torch.flip(images, dims=(-1,)), ypr * torch.tensor([-1.0, 1.0, -1.0], dtype=ypr.dtype, device=ypr.device)
+    return torch.flip(images, dims=(-1,)), mirror_ypr(ypr)
 
 
 def jitter_colors(images: torch.Tensor, amount: float, grayscale: float,
@@ -277,7 +278,7 @@ def fit_headpose(model: torch.nn.Module, inputs: np.ndarray, ypr: np.ndarray, *,
             if flip:
                 m = (torch.rand(len(idx), generator=gen) < 0.5).to(device)
                 x = torch.where(m[:, None], mirror_landmark_vectors(x), x)
-                y = torch.where(m[:, None], y * torch.tensor([-1.0, 1.0, -1.0]).to(y), y)
+                y = torch.where(m[:, None], mirror_ypr(y), y)
             out = model(x)
         else:
             out = _forward(model, x_all[idx].to(device), kind, image_size, augment, gen)
@@ -310,7 +311,6 @@ def predict_headpose(model: torch.nn.Module, inputs: np.ndarray, *, kind: str, b
             Not for kind ``"features"`` (cached features cannot be mirrored).
     """
     from kinepose.errors import KineposeError
-    from kinepose.geometry.headpose import mean_ypr, mirror_ypr
 
     if flip_tta and kind == "features":
         raise KineposeError("flip_tta: cached backbone features cannot be mirrored; predict from the pictures")
