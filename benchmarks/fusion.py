@@ -38,12 +38,13 @@ from kinepose._atomic import atomic_write
 from kinepose.data.sources.deepmimic import load_deepmimic
 from kinepose.geometry.rotations import quat_to_matrix
 from kinepose.models.vision import create_backbone
-from kinepose.models.vision.fusion import FRAMES, create_crop_fusion, create_fusion
+from kinepose.models.vision.fusion import FRAMES, create_crop_fusion, create_fusion, create_map_fusion
 from kinepose.render import RenderConfig
 from kinepose.render.dataset import load_rendered_set, render_motion_set
 from kinepose.skeleton.presets import get_skeleton
 from kinepose.training.fusion import (
     FusionData,
+    crop_feature_maps,
     evaluate_rotations,
     fusion_crops,
     fusion_data,
@@ -62,6 +63,9 @@ CROP_SCALE = 0.3  # crop side over the subject's 2D extent (crop_boxes)
 STAGE, GRID = 3, 4  # MobileNetV2's stride-16 map (96 channels), averaged to 4x4 cells: 1536 numbers per token
 NETWORK_ROWS = ["joints_only", "image_only", "concat", "cross_attention", "aux_lengths"]
 CROP_ROWS = ["cross_attention"]
+SOURCES = ("native", "image", "native-maps", "image-maps")
+MAP_STAGE = 2  # MobileNetV2's stride-8 map (32 channels): 8x8 cells of a 64 px crop
+MAP_REG = (0.0, 0.0, 1e-4)  # the map rows' dropout before the last layer, dropout in FusionIK, weight decay
 README_BEGIN, README_END = "<!-- fusion-table:begin -->", "<!-- fusion-table:end -->"
 
 
@@ -102,6 +106,16 @@ def tokens_for(rset, split: str, key: str, cache: str, backbone) -> np.ndarray:
                         stage=STAGE, grid=GRID, progress=True)  # fmt: skip
     atomic_write(path, lambda fh: np.save(fh, tok), binary=True)  # a killed run leaves no half file
     return tok
+
+
+def maps_for(crops: np.ndarray, split: str, key: str, base: str, cache: str, backbone) -> np.ndarray:
+    """The frozen backbone's stage-MAP_STAGE maps of ``crops`` (cached: the backbone never runs while training)."""
+    path = os.path.join(cache, f"fusion_maps_{split}_{key}_{base}_c{crops.shape[-1]}_s{MAP_STAGE}.npy")
+    if os.path.exists(path):
+        return np.load(path)
+    maps = crop_feature_maps(backbone, crops, MAP_STAGE, progress=True)
+    atomic_write(path, lambda fh: np.save(fh, maps), binary=True)
+    return maps
 
 
 def knn_rows(train, test, model_geo, noise: float, seed: int) -> dict:
@@ -146,9 +160,10 @@ def main() -> int:
     ap.add_argument("--crop-rows", default=",".join(CROP_ROWS), help="variants with a crop CNN trained end to end")
     ap.add_argument(
         "--crop-sources",
-        default="native,image",
-        help="crops for the crop-CNN rows: native (rendered at "
-        "their own resolution, as cut from a sharper picture) and/or image (cut from the 192 px frame)",
+        default="native,image,native-maps",
+        help="crops for the crop-CNN rows: native (rendered at their own resolution, as cut from a sharper "
+        "picture) and/or image (cut from the 192 px frame); native-maps / image-maps: the same crops through a "
+        "frozen ImageNet MobileNetV2 to its stride-8 map (cached), a CNN trained on the maps",
     )
     ap.add_argument(
         "--frame",
@@ -158,6 +173,11 @@ def main() -> int:
         "correction of the fit (fit, fit_camera)",
     )
     ap.add_argument("--crop-size", type=int, default=64)
+    ap.add_argument("--map-steps", type=int, default=8000, help="steps of the rows on crop maps (about 80 ms each)")
+    ap.add_argument("--map-width", type=int, default=64, help="channels of the CNN on crop maps")
+    ap.add_argument("--map-dropout", type=float, default=MAP_REG[0], help="dropout before the map CNN's last layer")
+    ap.add_argument("--map-fusion-dropout", type=float, default=MAP_REG[1], help="dropout in the fusion network")
+    ap.add_argument("--map-weight-decay", type=float, default=MAP_REG[2], help="AdamW weight decay of the map rows")
     ap.add_argument("--crop-steps", type=int, default=4500)
     ap.add_argument("--crop-batch", type=int, default=64)
     ap.add_argument("--max-minutes-crop", type=float, default=12.0, help="training cap per crop-CNN row")
@@ -246,33 +266,48 @@ def main() -> int:
         print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
     crop_rows = [r for r in args.crop_rows.split(",") if r]
     sources = [c for c in args.crop_sources.split(",") if c]
-    if any(c not in ("native", "image") for c in sources):
-        raise SystemExit(f"--crop-sources: native and/or image, got {args.crop_sources!r}")
+    if any(c not in SOURCES for c in sources):
+        raise SystemExit(f"--crop-sources: any of {', '.join(SOURCES)}, got {args.crop_sources!r}")
     idx = [sk.index(j) for j in CROPS]
     ext = {sk.index(j): e for j, e in CROPS.items()}
     for source in sources if crop_rows else []:
-        if source == "native":  # (N, K, S, S, 3) -> (N, K, 3, S, S)
-            tr_c = fusion_data(train_set, np.ascontiguousarray(train_set.crops.transpose(0, 1, 4, 2, 3)))
-            te_c = fusion_data(test_set, np.ascontiguousarray(test_set.crops.transpose(0, 1, 4, 2, 3)))
-        else:
-            tr_c = fusion_data(train_set, fusion_crops(train_set, idx, sk.parents, crop_size=args.crop_size,
-                                                       scale=CROP_SCALE, extend=ext))  # fmt: skip
-            te_c = fusion_data(test_set, fusion_crops(test_set, idx, sk.parents, crop_size=args.crop_size,
-                                                      scale=CROP_SCALE, extend=ext))  # fmt: skip
+        base, maps = source.removesuffix("-maps"), source.endswith("-maps")
+        crops = {}
+        for split, rset in (("train", train_set), ("test", test_set)):
+            if base == "native":  # (N, K, S, S, 3) -> (N, K, 3, S, S)
+                crops[split] = np.ascontiguousarray(rset.crops.transpose(0, 1, 4, 2, 3))
+            else:
+                crops[split] = fusion_crops(rset, idx, sk.parents, crop_size=args.crop_size, scale=CROP_SCALE,
+                                            extend=ext)  # fmt: skip
+            if maps:
+                key = f"{args.views}_{args.seed}" if split == "train" else f"{args.seed + 100}"
+                crops[split] = maps_for(crops[split], split, key, base, args.cache, backbone)
+        tr_c, te_c = fusion_data(train_set, crops["train"]), fusion_data(test_set, crops["test"])
+        del crops
         for v in crop_rows:
             torch.manual_seed(args.seed)
-            model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v,
-                                       frame="camera" if v == "image_only" else args.frame)  # fmt: skip
-            info = train_fusion(model, tr_c, steps=args.crop_steps, batch_size=args.crop_batch,
+            frame = "camera" if v == "image_only" else args.frame
+            if maps:
+                C, S = tr_c.tokens.shape[2], tr_c.tokens.shape[-1]
+                model = create_map_fusion(sk, len(CROPS), C, S, width=args.map_width, map_dropout=args.map_dropout,
+                                          dropout=args.map_fusion_dropout, variant=v, frame=frame)  # fmt: skip
+                steps, kind = args.map_steps, ("network (CNN on frozen ImageNet MobileNetV2 stride-8 crop maps, "
+                                               "trained end to end)")  # fmt: skip
+            else:
+                model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v, frame=frame)
+                steps, kind = args.crop_steps, "network (CNN on crops trained end to end)"
+            wd = args.map_weight_decay if maps else 1e-4
+            info = train_fusion(model, tr_c, steps=steps, batch_size=args.crop_batch, weight_decay=wd,
                                 max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
                                 progress=False)  # fmt: skip
             t0 = time.perf_counter()
             preds = {c: predict_local(model, te_c, n, 7) for c, n in conds.items()}
             ms = (time.perf_counter() - t0) * 1000 / (len(conds) * len(test))
-            what = "native crops" if source == "native" else "crops cut from the frame"
-            add(f"fusion {v} + crop CNN ({what})", "network (CNN on crops trained end to end)", preds,
+            what = "native crops" if base == "native" else "crops cut from the frame"
+            name = f"fusion {v} + {'CNN on ImageNet crop maps' if maps else 'crop CNN'} ({what})"
+            add(name, kind, preds,
                 {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
-                 "steps": args.crop_steps, "ms_per_frame": round(ms, 3), "crop_source": source,
+                 "steps": steps, "ms_per_frame": round(ms, 3), "crop_source": source,
                  "parameters": sum(p.numel() for p in model.parameters()),
                  "training_images_10mm": fit_error(model, tr_c), "frame": args.frame})  # fmt: skip
             print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
@@ -309,6 +344,16 @@ def crop_sheet(rset, path: str, n: int = 6) -> None:
         rows.append(np.concatenate(tiles, 1).repeat(2, 0).repeat(2, 1))
     sheet = np.concatenate(rows, 0)
     atomic_write(path, lambda fh: plt.imsave(fh, sheet, format="png"), binary=True)
+
+
+def _map_args(a: dict) -> str:
+    """The map rows' options in the command line, where the run had map rows."""
+    if "map_steps" not in a or "maps" not in a.get("crop_sources", ""):
+        return ""
+    return (
+        f" --map-steps {a['map_steps']} --map-width {a['map_width']} --map-dropout {a['map_dropout']} "
+        f"--map-fusion-dropout {a['map_fusion_dropout']} --map-weight-decay {a['map_weight_decay']}"
+    )
 
 
 def _table(result: dict, cond: str) -> list[str]:
@@ -364,6 +409,7 @@ def section(result: dict) -> str:
         f"Command: `.venv-vision/bin/python benchmarks/fusion.py --views {a['views']} --steps {a['steps']} "
         f"--max-minutes {a['max_minutes']} --crop-steps {a.get('crop_steps')} --max-minutes-crop "
         f"{a.get('max_minutes_crop')}{' --crop-sources ' + a['crop_sources'] if 'crop_sources' in a else ''}"
+        f"{_map_args(a)}"
         f"{' --frame ' + a['frame'] if a.get('frame', 'camera') != 'camera' else ''}` "
         f"(measured {result['date']}, {result['total_minutes']} min in all, torch "
         f"{result['torch']}, CPU, 2 threads). JSON: `benchmarks/results/fusion.json`.\n",
@@ -381,7 +427,13 @@ def section(result: dict) -> str:
         f"trained from scratch together with the fusion network on {a.get('crop_size', 64)} px crops (batch "
         f"{a.get('crop_batch', 64)}), either cut from the frame (upsampled) or 'native': the same window rendered "
         "again at its own resolution (`render_motion_set(crops=...)`: same subject, light and occluder, the "
-        "background resampled), as if cut from a frame about 350 px wide (a phone video has 1080). Training stops at "
+        "background resampled), as if cut from a frame about 350 px wide (a phone video has 1080). The '+ CNN on "
+        "ImageNet crop maps' rows run the same crops once through the frozen ImageNet MobileNetV2 to its stride-8 map "
+        "(32 channels, 8x8 cells, cached: `kinepose.training.fusion.crop_feature_maps`) and train a small CNN on "
+        "those maps with the fusion network (`kinepose.models.vision.fusion.MapEncoder`, one per crop, "
+        f"{a.get('map_width', 64)} channels, dropout {a.get('map_dropout', 0.0)} before its last layer, "
+        f"{a.get('map_fusion_dropout', 0.0)} in the fusion network, weight decay {a.get('map_weight_decay', 1e-4)}, "
+        f"{a.get('map_steps')} steps). Training stops at "
         "--max-minutes (--max-minutes-crop for the CNN): 'steps' says how far each row got; the learning rate "
         "anneals on the larger of the step and time fractions, so a row the cap stops still ends annealed (since "
         "2026-12-07; before, such a row stopped part way down its schedule). The networks predict the learned "

@@ -27,6 +27,7 @@ from kinepose.training.schedule import TimeAnnealed
 __all__ = [
     "FusionData",
     "FusionTask",
+    "crop_feature_maps",
     "evaluate_rotations",
     "fusion_crops",
     "fusion_data",
@@ -104,6 +105,33 @@ def fusion_crops(rset, crop_joints: list[int], parents, *, crop_size: int = 64, 
     return np.concatenate(out)
 
 
+def crop_feature_maps(backbone, crops: np.ndarray, stage: int = 2, *, batch_size: int = 256,
+                      progress: bool = False) -> np.ndarray:  # fmt: skip
+    """(N, K, 3, S, S) uint8 joint crops (:func:`fusion_crops`, or rendered natively) -> (N, K, C, h, w) float16
+    feature maps of a frozen ``backbone``'s stage ``stage`` (for MobileNetV2 stage 2: 32 channels at stride 8), the
+    inputs of a :class:`~kinepose.models.vision.fusion.MapEncoder`. Computed once and cached: the backbone never
+    runs in the training loop."""
+    from tqdm.auto import tqdm
+
+    crops = np.asarray(crops)
+    if crops.ndim != 5 or crops.shape[2] != 3 or crops.dtype != np.uint8:
+        raise KineposeError(f"crops: expected (N, K, 3, S, S) uint8, got {crops.shape} {crops.dtype}")
+    backbone.eval()
+    N, K = crops.shape[:2]
+    out: np.ndarray | None = None
+    with torch.no_grad():
+        for a in tqdm(range(0, N, batch_size), desc=f"crop maps ({backbone.name})", unit="batch",
+                      disable=not progress_enabled(progress), leave=False):  # fmt: skip
+            x = torch.from_numpy(crops[a : a + batch_size]).float().div_(255.0).flatten(0, 1)
+            f = backbone.stages(x, stage)[-1]
+            if out is None:
+                out = np.empty((N, K, *f.shape[1:]), np.float16)
+            out[a : a + batch_size] = f.reshape(-1, K, *f.shape[1:]).half().numpy()
+    if out is None:
+        raise KineposeError("crops: no crops (N = 0)")
+    return out
+
+
 def _pooled(backbone, x: torch.Tensor, stage: int, grid: int) -> torch.Tensor:
     f = backbone.stages(x, stage)[-1]  # (B, C, h, w)
     if grid <= 0:
@@ -178,13 +206,14 @@ class FusionTask(TimeAnnealed, L.LightningModule):
 
 def train_fusion(model: FusionIK, data: FusionData, *, steps: int = 2000, batch_size: int = 128, lr: float = 1e-3,
                  noise_mm: tuple[float, float] = (0.0, 20.0), seed: int = 0, max_minutes: float = 15.0,
-                 accelerator: str = "cpu", progress: bool | None = None) -> dict:  # fmt: skip
-    """Train ``model`` on cached ``data``; sets its normalization from the training joints first. Returns
-    ``{"train_seconds", "steps_done"}``."""
+                 weight_decay: float = 1e-4, accelerator: str = "cpu",
+                 progress: bool | None = None) -> dict:  # fmt: skip
+    """Train ``model`` on cached ``data`` (AdamW with ``weight_decay``); sets its normalization from the training
+    joints first. Returns ``{"train_seconds", "steps_done"}``."""
     torch.manual_seed(seed)
     rel = data.joints - data.joints[:, :1]
     model.set_normalization(rel.mean(0), rel.std(0))
-    task = FusionTask(model, lr, steps, max_seconds=60.0 * max_minutes)
+    task = FusionTask(model, lr, steps, weight_decay=weight_decay, max_seconds=60.0 * max_minutes)
     model.train()  # Lightning keeps the modes it is given (predict_local leaves eval)
     show = progress_enabled() if progress is None else progress
     trainer = L.Trainer(max_steps=steps, max_time={"minutes": max_minutes}, logger=False, enable_checkpointing=False,

@@ -16,12 +16,14 @@ from kinepose.models.vision.fusion import (
     VARIANTS,
     CropEncoder,
     CropFusion,
+    MapEncoder,
     create_crop_fusion,
     create_fusion,
+    create_map_fusion,
     ray_rotation,
 )
 from kinepose.skeleton.presets import get_skeleton
-from kinepose.training.fusion import FusionData, fusion_loss, predict_local, train_fusion
+from kinepose.training.fusion import FusionData, crop_feature_maps, fusion_loss, predict_local, train_fusion
 
 SK = get_skeleton("humanoid")
 K, F = 3, 16
@@ -195,6 +197,81 @@ def test_crop_fusion_trains_the_cnn_with_the_fusion_network():
         CropEncoder(3, size=40)
     with pytest.raises(KineposeError, match="reads 4 tokens of 16, the encoder gives 3 of 16"):
         CropFusion(create_fusion(SK, image_tokens=4, image_features=16), CropEncoder(3, 32, 8, 16))
+
+
+def test_map_fusion_trains_its_cnn_on_crop_feature_maps():
+    model = create_map_fusion(SK, 3, channels=32, size=8, width=8, features=16, variant="cross_attention", dim=32,
+                              layers=1, heads=2)  # fmt: skip
+    q, fk = _poses(2)
+    maps = torch.randn(2, 3, 32, 8, 8).half()  # cached maps are float16
+    out = model(fk.positions[:, None], image_tokens=maps)
+    assert out.local_quat.shape == (2, SK.num_joints, 4) and torch.isfinite(out.local_quat).all()
+    assert model.encoder(maps).shape == (2, 3, 16)
+    batch = {"joints": fk.positions[:, None], "tokens": maps, "global": fk.global_rotmat, "local": quat_to_matrix(q)}
+    fusion_loss(model, batch).backward()
+    for net in model.encoder.nets:  # each crop slot has its own network, and each one learns
+        conv = next(m for m in net if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    # 8 -> 4 (one stride-2 block), 16 -> 8 -> 4 (two), 6 -> 3 (one): the flattened map is at most 4x4
+    for size, blocks in ((8, 1), (16, 2), (6, 1), (4, 0)):
+        enc = MapEncoder(3, 24, size, width=8, features=16)
+        strided = [m for m in enc.nets[0] if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
+        assert len(strided) == blocks
+        assert enc(torch.randn(2, 3, 24, size, size)).shape == (2, 3, 16)
+    expected = r"crop feature maps: expected shape \(B, 3, 32, 8, 8\), got \(2, 3, 3, 64, 64\)"
+    with pytest.raises(ShapeError, match=expected):
+        model(fk.positions[:, None], image_tokens=torch.zeros(2, 3, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(KineposeError, match="channels"):
+        MapEncoder(3, 0, 8)
+    with pytest.raises(KineposeError, match=r"dropout must be in \[0, 1\), got 1.0"):
+        create_map_fusion(SK, 3, channels=32, size=8, map_dropout=1.0)
+    drop = create_map_fusion(SK, 3, channels=32, size=8, map_dropout=0.3).encoder.nets[0]
+    assert [m.p for m in drop if isinstance(m, torch.nn.Dropout)] == [0.3]
+    with pytest.raises(KineposeError, match="reads 4 tokens of 16, the encoder gives 3 of 16"):
+        CropFusion(create_fusion(SK, image_tokens=4, image_features=16), MapEncoder(3, 32, 8, 8, 16))
+
+
+class _MeanPool:
+    """A stand-in backbone: stage s is the image average-pooled by 2^(s+1) (what the crop maps must equal)."""
+
+    name = "mean-pool"
+
+    def eval(self):
+        return self
+
+    def stages(self, x: torch.Tensor, upto: int) -> list[torch.Tensor]:
+        return [torch.nn.functional.avg_pool2d(x, 2 ** (s + 1)) for s in range(upto + 1)]
+
+
+def test_crop_feature_maps_are_the_backbone_stage_of_every_crop_in_order():
+    g = torch.Generator().manual_seed(3)
+    crops = torch.randint(0, 256, (5, 3, 3, 16, 16), dtype=torch.uint8, generator=g).numpy()
+    maps = crop_feature_maps(_MeanPool(), crops, stage=1, batch_size=2)  # batches of 2 crosses the row boundaries
+    assert maps.shape == (5, 3, 3, 4, 4) and maps.dtype == np.float16
+    # hand-computed: the 4x4 block mean of crop (n=4, k=2), channel 1, cell (1, 3), in [0, 1]
+    expected = crops[4, 2, 1, 4:8, 12:16].astype(np.float64).mean() / 255.0
+    np.testing.assert_allclose(float(maps[4, 2, 1, 1, 3]), expected, atol=1e-3)
+    ref = torch.nn.functional.avg_pool2d(torch.from_numpy(crops).float().flatten(0, 1) / 255.0, 4)
+    ref = ref.reshape(5, 3, 3, 4, 4)
+    np.testing.assert_allclose(maps.astype(np.float32), ref.numpy(), atol=1e-3)
+    with pytest.raises(KineposeError, match=r"crops: expected \(N, K, 3, S, S\) uint8, got \(5, 3, 16, 16, 3\)"):
+        crop_feature_maps(_MeanPool(), crops.transpose(0, 1, 3, 4, 2))
+    with pytest.raises(KineposeError, match="no crops"):
+        crop_feature_maps(_MeanPool(), crops[:0])
+
+
+@pytest.mark.vision
+def test_crop_feature_maps_of_mobilenet_v2_stage_2():
+    from kinepose.models.vision import create_backbone
+
+    torch.manual_seed(0)
+    bb = create_backbone("mobilenet_v2", freeze=True)  # random weights: the wiring, not ImageNet, is tested
+    crops = torch.randint(0, 256, (3, 2, 3, 64, 64), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    maps = crop_feature_maps(bb, crops.numpy(), stage=2, batch_size=2)
+    assert maps.shape == (3, 2, 32, 8, 8)  # 32 channels at stride 8
+    with torch.no_grad():
+        ref = bb.stages(crops[2, 1][None].float() / 255.0, 2)[-1][0]
+    np.testing.assert_allclose(maps[2, 1].astype(np.float32), ref.numpy(), rtol=2e-3, atol=2e-3)
 
 
 def test_learning_rate_follows_the_step_and_time_fractions():

@@ -6,7 +6,7 @@ positions cannot fix; :mod:`~kinepose.models.vision.d3ke`: D3KE, image window to
 
 from kinepose.models.vision.backbones import BACKBONES, Backbone, create_backbone, find_weights, list_backbones
 from kinepose.models.vision.d3ke import D3KE, D3KE_CONFIGS, create_d3ke, d3ke_loss, virtual_markers
-from kinepose.models.vision.fusion import FusionIK, create_crop_fusion, create_fusion
+from kinepose.models.vision.fusion import FusionIK, create_crop_fusion, create_fusion, create_map_fusion
 from kinepose.models.vision.image_hand import ImageHand, create_image_hand, image_hand_backbones
 from kinepose.models.vision.potter import POTTER_CONFIGS, PotterBackbone, create_potter
 
@@ -24,6 +24,7 @@ __all__ = [
     "create_d3ke",
     "create_fusion",
     "create_image_hand",
+    "create_map_fusion",
     "create_potter",
     "d3ke_loss",
     "find_weights",

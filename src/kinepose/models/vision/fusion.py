@@ -59,8 +59,8 @@ from kinepose.models.layers import AttentionEncoder, bone_vectors, check_choice,
 from kinepose.models.registry import build_checked
 from kinepose.skeleton.core import Skeleton
 
-__all__ = ["FRAMES", "VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "create_crop_fusion", "create_fusion",
-           "ray_rotation"]  # fmt: skip
+__all__ = ["FRAMES", "VARIANTS", "CropEncoder", "CropFusion", "FusionIK", "MapEncoder", "create_crop_fusion",
+           "create_fusion", "create_map_fusion", "ray_rotation"]  # fmt: skip
 
 VARIANTS = ("concat", "cross_attention", "aux_lengths", "joints_only", "image_only")
 FRAMES = ("camera", "ray", "fit", "fit_camera")
@@ -348,9 +348,47 @@ class CropEncoder(nn.Module):
         return self.nets[0](x.flatten(0, 1)).reshape(B, K, -1)
 
 
+class MapEncoder(nn.Module):
+    """A small CNN, trained with the fusion network, on the cached feature maps of joint crops from an early stage
+    of a frozen pretrained backbone (:func:`kinepose.training.fusion.crop_feature_maps`, e.g. ImageNet MobileNetV2's
+    stride-8 map): (B, K, C, h, w) -> (B, K, features). The costly full-resolution layers then run once per crop,
+    not once per step, and they start from ImageNet's edges and colours instead of from nothing. Per crop slot
+    (one network each): BatchNorm of the input maps, 3x3 stride-2 conv blocks (BatchNorm, ReLU) of ``width``
+    channels down to 4x4 or less, a 3x3 block of ``2 width``, then dropout (``dropout``, in training) and a linear
+    layer on the flattened map (which keeps the layout, as :class:`CropEncoder` does)."""
+
+    def __init__(self, crops: int, channels: int, size: int, width: int = 64, features: int = 256,
+                 dropout: float = 0.0) -> None:  # fmt: skip
+        super().__init__()
+        check_positive(crops=crops, channels=channels, size=size, width=width, features=features)
+        if not 0.0 <= dropout < 1.0:
+            raise KineposeError(f"MapEncoder: dropout must be in [0, 1), got {dropout}")
+        self.crops, self.channels, self.size, self.features = int(crops), int(channels), int(size), int(features)
+
+        def cnn() -> nn.Sequential:
+            layers: list[nn.Module] = [nn.BatchNorm2d(channels)]
+            c, s = channels, size
+            while s > 4:
+                layers += [nn.Conv2d(c, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+                c, s = width, (s + 1) // 2
+            layers += [nn.Conv2d(c, 2 * width, 3, padding=1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
+                       nn.Flatten(), nn.Dropout(dropout), nn.Linear(2 * width * s * s, features)]  # fmt: skip
+            return nn.Sequential(*layers)
+
+        self.nets = nn.ModuleList(cnn() for _ in range(crops))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        K, C, S = self.crops, self.channels, self.size
+        if maps.dim() != 5 or tuple(maps.shape[1:]) != (K, C, S, S):
+            raise ShapeError(f"crop feature maps: expected shape (B, {K}, {C}, {S}, {S}), got {tuple(maps.shape)}")
+        x = maps.float()
+        return torch.stack([net(x[:, k]) for k, net in enumerate(self.nets)], 1)
+
+
 class CropFusion(nn.Module):
-    """:class:`CropEncoder` + :class:`FusionIK`, trained together: called as the fusion model with
-    ``image_tokens`` the (B, K, 3, S, S) crops (:func:`kinepose.models.vision.features.joint_crops`)."""
+    """:class:`CropEncoder` (or :class:`MapEncoder`) + :class:`FusionIK`, trained together: called as the fusion
+    model with ``image_tokens`` the (B, K, 3, S, S) crops (:func:`kinepose.models.vision.features.joint_crops`), or
+    their (B, K, C, h, w) feature maps for a :class:`MapEncoder`."""
 
     def __init__(self, fusion: FusionIK, encoder: CropEncoder) -> None:
         super().__init__()
@@ -370,7 +408,7 @@ class CropFusion(nn.Module):
     def forward(self, joints: torch.Tensor, visibility: torch.Tensor | None = None,
                 image_tokens: torch.Tensor | None = None) -> ModelOutput:  # fmt: skip
         if image_tokens is None:
-            raise KineposeError("CropFusion: pass the joint crops as image_tokens")
+            raise KineposeError("CropFusion: pass the joint crops (or their feature maps) as image_tokens")
         return self.fusion(joints, visibility, self.encoder(image_tokens))
 
 
@@ -378,4 +416,12 @@ def create_crop_fusion(skeleton: Skeleton, crops: int, size: int = 64, width: in
                        separate: bool = True, **config) -> CropFusion:  # fmt: skip
     """A :class:`CropFusion`: ``config`` goes to :func:`create_fusion` (``image_tokens``/``image_features`` set)."""
     enc = CropEncoder(crops, size, width, features, separate)
+    return CropFusion(create_fusion(skeleton, image_tokens=crops, image_features=features, **config), enc)
+
+
+def create_map_fusion(skeleton: Skeleton, crops: int, channels: int, size: int, width: int = 64,
+                      features: int = 256, map_dropout: float = 0.0, **config) -> CropFusion:  # fmt: skip
+    """A :class:`CropFusion` on cached crop feature maps of ``channels`` x ``size`` x ``size`` (:class:`MapEncoder`,
+    its dropout ``map_dropout``); ``config`` goes to :func:`create_fusion` (``image_tokens``/``image_features`` set)."""
+    enc = MapEncoder(crops, channels, size, width, features, map_dropout)
     return CropFusion(create_fusion(skeleton, image_tokens=crops, image_features=features, **config), enc)
