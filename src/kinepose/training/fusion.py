@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from kinepose._progress import progress_enabled
-from kinepose.errors import KineposeError
+from kinepose.errors import KineposeError, ShapeError
 from kinepose.geometry.rotations import geodesic_distance, quat_to_matrix
 from kinepose.models.vision.fusion import FusionIK
 from kinepose.training.schedule import TimeAnnealed
@@ -38,7 +38,8 @@ __all__ = [
 
 @dataclass
 class FusionData:
-    """Cached inputs and labels: ``joints`` (N, J, 3) camera frame, ``tokens`` (N, K, F) float16 image tokens,
+    """Cached inputs and labels: ``joints`` (N, J, 3) camera frame, ``tokens`` the image inputs (N, K, F) float16
+    backbone tokens, or (N, K, 3, S, S) uint8 crops for a crop CNN, or (N, K, C, h, w) float16 crop maps,
     ``global_cam`` (N, J, 3, 3) and ``local`` (N, J, 3, 3) true rotations (the root's local one in the camera
     frame), ``clip`` (N,) names."""
 
@@ -107,17 +108,20 @@ def fusion_crops(rset, crop_joints: list[int], parents, *, crop_size: int = 64, 
 
 def crop_feature_maps(backbone, crops: np.ndarray, stage: int = 2, *, batch_size: int = 256,
                       progress: bool = False) -> np.ndarray:  # fmt: skip
-    """(N, K, 3, S, S) uint8 joint crops (:func:`fusion_crops`, or rendered natively) -> (N, K, C, h, w) float16
-    feature maps of a frozen ``backbone``'s stage ``stage`` (for MobileNetV2 stage 2: 32 channels at stride 8), the
-    inputs of a :class:`~kinepose.models.vision.fusion.MapEncoder`. Computed once and cached: the backbone never
-    runs in the training loop."""
+    """(N, K, 3, S, S) uint8 joint crops (:func:`fusion_crops`, or rendered natively) -> (N, K, C, S / s, S / s)
+    float16 feature maps of a frozen ``backbone``'s stage ``stage`` (for MobileNetV2 stage 2: 32 channels at stride
+    s = 8), the inputs of a :class:`~kinepose.models.vision.fusion.MapEncoder`. Compute them once and cache them (as
+    ``benchmarks/fusion.py`` does): the backbone then never runs in the training loop. ``batch_size`` counts frames
+    (each backbone call sees ``batch_size * K`` crops)."""
     from tqdm.auto import tqdm
 
     crops = np.asarray(crops)
     if crops.ndim != 5 or crops.shape[2] != 3 or crops.dtype != np.uint8:
-        raise KineposeError(f"crops: expected (N, K, 3, S, S) uint8, got {crops.shape} {crops.dtype}")
-    backbone.eval()
+        raise ShapeError(f"crop_feature_maps: crops must be (N, K, 3, S, S) uint8, got {crops.shape} {crops.dtype}")
     N, K = crops.shape[:2]
+    if N == 0 or K == 0:
+        raise KineposeError(f"crop_feature_maps: no crops (shape {crops.shape})")
+    backbone.eval()
     out: np.ndarray | None = None
     with torch.no_grad():
         for a in tqdm(range(0, N, batch_size), desc=f"crop maps ({backbone.name})", unit="batch",
@@ -127,8 +131,6 @@ def crop_feature_maps(backbone, crops: np.ndarray, stage: int = 2, *, batch_size
             if out is None:
                 out = np.empty((N, K, *f.shape[1:]), np.float16)
             out[a : a + batch_size] = f.reshape(-1, K, *f.shape[1:]).half().numpy()
-    if out is None:
-        raise KineposeError("crops: no crops (N = 0)")
     return out
 
 

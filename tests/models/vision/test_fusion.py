@@ -212,8 +212,9 @@ def test_map_fusion_trains_its_cnn_on_crop_feature_maps():
     for net in model.encoder.nets:  # each crop slot has its own network, and each one learns
         conv = next(m for m in net if isinstance(m, torch.nn.Conv2d))
         assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
-    # 8 -> 4 (one stride-2 block), 16 -> 8 -> 4 (two), 6 -> 3 (one): the flattened map is at most 4x4
-    for size, blocks in ((8, 1), (16, 2), (6, 1), (4, 0)):
+    # 8 -> 4 (one stride-2 block), 16 -> 8 -> 4 (two), 9 -> 5 -> 3 (two), 5 -> 3 and 7 -> 4 (one): the flattened map
+    # is at most 4x4, and the linear layer's size matches it (the forward below would fail otherwise)
+    for size, blocks in ((8, 1), (16, 2), (6, 1), (4, 0), (5, 1), (7, 1), (9, 2)):
         enc = MapEncoder(3, 24, size, width=8, features=16)
         strided = [m for m in enc.nets[0] if isinstance(m, torch.nn.Conv2d) and m.stride == (2, 2)]
         assert len(strided) == blocks
@@ -254,10 +255,13 @@ def test_crop_feature_maps_are_the_backbone_stage_of_every_crop_in_order():
     ref = torch.nn.functional.avg_pool2d(torch.from_numpy(crops).float().flatten(0, 1) / 255.0, 4)
     ref = ref.reshape(5, 3, 3, 4, 4)
     np.testing.assert_allclose(maps.astype(np.float32), ref.numpy(), atol=1e-3)
-    with pytest.raises(KineposeError, match=r"crops: expected \(N, K, 3, S, S\) uint8, got \(5, 3, 16, 16, 3\)"):
+    with pytest.raises(ShapeError, match=r"crops must be \(N, K, 3, S, S\) uint8, got \(5, 3, 16, 16, 3\)"):
         crop_feature_maps(_MeanPool(), crops.transpose(0, 1, 3, 4, 2))
-    with pytest.raises(KineposeError, match="no crops"):
-        crop_feature_maps(_MeanPool(), crops[:0])
+    with pytest.raises(ShapeError, match=r"uint8, got \(5, 3, 3, 16, 16\) float32"):
+        crop_feature_maps(_MeanPool(), crops.astype(np.float32))
+    for empty in (crops[:0], crops[:, :0]):
+        with pytest.raises(KineposeError, match="crop_feature_maps: no crops"):
+            crop_feature_maps(_MeanPool(), empty)
 
 
 @pytest.mark.vision
@@ -294,6 +298,8 @@ def test_learning_rate_follows_the_step_and_time_fractions():
         def on_train_batch_end(self, trainer, *_args) -> None:
             self.lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
+    task = FusionTask(create_fusion(SK, variant="joints_only"), 1e-3, 10, weight_decay=0.05)
+    assert task.configure_optimizers().param_groups[0]["weight_decay"] == 0.05
     for max_seconds, expected in ((None, [2e-3 * warmup_cosine(i / 20) for i in range(20)]), (1e-9, [0.0] * 20)):
         torch.manual_seed(0)
         model = create_fusion(SK, variant="concat", image_features=F, image_tokens=K, dim=16, layers=1, heads=2)

@@ -351,18 +351,18 @@ class CropEncoder(nn.Module):
 class MapEncoder(nn.Module):
     """A small CNN, trained with the fusion network, on the cached feature maps of joint crops from an early stage
     of a frozen pretrained backbone (:func:`kinepose.training.fusion.crop_feature_maps`, e.g. ImageNet MobileNetV2's
-    stride-8 map): (B, K, C, h, w) -> (B, K, features). The costly full-resolution layers then run once per crop,
-    not once per step, and they start from ImageNet's edges and colours instead of from nothing. Per crop slot
-    (one network each): BatchNorm of the input maps, 3x3 stride-2 conv blocks (BatchNorm, ReLU) of ``width``
-    channels down to 4x4 or less, a 3x3 block of ``2 width``, then dropout (``dropout``, in training) and a linear
-    layer on the flattened map (which keeps the layout, as :class:`CropEncoder` does)."""
+    stride-8 map): (B, K, C, S, S) -> (B, K, features), ``S`` = ``size``. The full-resolution layers then run once
+    per crop, not once per step, and they are ImageNet's. Per crop slot (one network each): BatchNorm of the input
+    maps, 3x3 stride-2 conv blocks (BatchNorm, ReLU) of ``width`` channels down to 4x4 or less, a 3x3 block of
+    ``2 width``, then dropout (``dropout``, in training) and a linear layer on the flattened map (which keeps the
+    layout, as :class:`CropEncoder` does). Cached maps allow no photometric jitter (:class:`CropEncoder` has it)."""
 
     def __init__(self, crops: int, channels: int, size: int, width: int = 64, features: int = 256,
                  dropout: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         check_positive(crops=crops, channels=channels, size=size, width=width, features=features)
         if not 0.0 <= dropout < 1.0:
-            raise KineposeError(f"MapEncoder: dropout must be in [0, 1), got {dropout}")
+            raise KineposeError(f"MapEncoder: dropout (map_dropout) must be in [0, 1), got {dropout}")
         self.crops, self.channels, self.size, self.features = int(crops), int(channels), int(size), int(features)
 
         def cnn() -> nn.Sequential:
@@ -390,7 +390,7 @@ class CropFusion(nn.Module):
     model with ``image_tokens`` the (B, K, 3, S, S) crops (:func:`kinepose.models.vision.features.joint_crops`), or
     their (B, K, C, h, w) feature maps for a :class:`MapEncoder`."""
 
-    def __init__(self, fusion: FusionIK, encoder: CropEncoder) -> None:
+    def __init__(self, fusion: FusionIK, encoder: CropEncoder | MapEncoder) -> None:
         super().__init__()
         if (fusion.image_tokens, fusion.image_features) != (encoder.crops, encoder.features):
             raise KineposeError(
