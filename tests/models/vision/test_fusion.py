@@ -224,7 +224,7 @@ def test_map_fusion_trains_its_cnn_on_crop_feature_maps():
         model(fk.positions[:, None], image_tokens=torch.zeros(2, 3, 3, 64, 64, dtype=torch.uint8))
     with pytest.raises(KineposeError, match="channels"):
         MapEncoder(3, 0, 8)
-    with pytest.raises(KineposeError, match=r"dropout must be in \[0, 1\), got 1.0"):
+    with pytest.raises(KineposeError, match=r"MapEncoder: dropout \(map_dropout\) must be in \[0, 1\), got 1.0"):
         create_map_fusion(SK, 3, channels=32, size=8, map_dropout=1.0)
     drop = create_map_fusion(SK, 3, channels=32, size=8, map_dropout=0.3).encoder.nets[0]
     assert [m.p for m in drop if isinstance(m, torch.nn.Dropout)] == [0.3]
