@@ -66,6 +66,7 @@ NETWORK_ROWS = ["joints_only", "image_only", "concat", "cross_attention", "aux_l
 CROP_ROWS = ["cross_attention"]
 SOURCES = ("native", "image", "native-maps", "image-maps")
 MAP_STAGE = 2  # MobileNetV2's stride-8 map (32 channels): 8x8 cells of a 64 px crop
+MAP_STRIDE = 2 ** (MAP_STAGE + 1)
 MAP_REG = (0.3, 0.1, 0.05)  # the map rows' dropout before the last layer, dropout in FusionIK, weight decay (every
 # parameter, norms and embeddings included)
 CROP_WEIGHT_DECAY = 1e-4  # the crop-CNN rows' (train_fusion's default)
@@ -118,9 +119,10 @@ def maps_for(make_crops, n: int, split: str, key: str, base: str, crop_size: int
     path = os.path.join(cache, f"fusion_maps_{split}_{key}_{base}_c{crop_size}_s{MAP_STAGE}.npy")
     if os.path.exists(path):
         maps = np.load(path)
-        if maps.ndim != 5 or maps.shape[:2] != (n, len(CROPS)) or maps.shape[-1] != crop_size // 8:
+        cells = crop_size // MAP_STRIDE
+        if maps.ndim != 5 or maps.shape[:2] != (n, len(CROPS)) or maps.shape[-1] != cells:
             raise SystemExit(f"{path}: cached crop maps of shape {maps.shape}, expected ({n}, {len(CROPS)}, C, "
-                             f"{crop_size // 8}, {crop_size // 8}): delete it to compute them again")  # fmt: skip
+                             f"{cells}, {cells}): delete it to compute them again")  # fmt: skip
         return maps
     maps = crop_feature_maps(backbone, make_crops(), MAP_STAGE, progress=True)
     atomic_write(path, lambda fh: np.save(fh, maps), binary=True)
@@ -377,7 +379,7 @@ def _map_text(a: dict) -> str:
     """The section's description of the crop-map rows, where the run had them."""
     if not _map_args(a):
         return ""
-    cells = a.get("crop_size", 64) // 8
+    cells = a.get("crop_size", 64) // MAP_STRIDE
     return (
         " The '+ CNN on ImageNet crop maps' rows run the same crops once through the frozen ImageNet MobileNetV2 to "
         f"its stride-8 map (32 channels, {cells}x{cells} cells, cached: "
