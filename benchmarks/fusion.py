@@ -67,10 +67,11 @@ CROP_ROWS = ["cross_attention"]
 SOURCES = ("native", "image", "native-maps", "image-maps")
 MAP_STAGE = 2  # MobileNetV2's stride-8 map (32 channels): 8x8 cells of a 64 px crop
 MAP_STRIDE = 2 ** (MAP_STAGE + 1)
-MAP_REG = (0.3, 0.1, 0.05)  # the map rows' dropout before the last layer, dropout in FusionIK, weight decay (every
+MAP_REG = (0.1, 0.0, 0.01)  # the map rows' dropout before the last layer, dropout in FusionIK, weight decay (every
 # parameter, norms and embeddings included)
 CROP_WEIGHT_DECAY = 1e-4  # the crop-CNN rows' (train_fusion's default)
 MAP_KIND = "network (small CNN on frozen ImageNet MobileNetV2 stride-8 crop maps, trained with the fusion network)"
+ORACLE_KIND = "oracle, not a method (true camera-frame rotations on the fit's parents)"
 README_BEGIN, README_END = "<!-- fusion-table:begin -->", "<!-- fusion-table:end -->"
 
 
@@ -162,9 +163,25 @@ def geometry_rows(test, model_geo, noise: float, seed: int, mean_local: torch.Te
     return base
 
 
+def oracle_rows(test, model_geo, noise: float, seed: int) -> torch.Tensor:
+    """Not a method: the true camera-frame rotation of the neck and ankles composed with the fit's parent rotation
+    (``local = G_fit[parent]^T G_true``), as a camera-frame row (``FusionIK(frame='camera')``) composes its predicted
+    ones: what reading the head's and feet's camera-frame rotations from the pixels exactly would get. With noisy
+    joints the fit's chest and shins are off, and that error stays."""
+    g = torch.Generator().manual_seed(seed)
+    x = test.joints + (noise / 1000.0) * torch.randn(test.joints.shape, generator=g)
+    geo = model_geo.geometry(x, None)
+    Gg = geo.global_rotmat.float()
+    base = quat_to_matrix(geo.local_quat.float())
+    for name in UNDETERMINED:
+        j = model_geo.skeleton.index(name)
+        base[:, j] = Gg[:, model_geo.skeleton.parents[j]].transpose(-1, -2) @ test.global_cam[:, j]
+    return base
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--views", type=int, default=3000, help="training views per training clip")
+    ap.add_argument("--views", type=int, default=6000, help="training views per training clip")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--max-minutes", type=float, default=6.0, help="training cap per network row")
     ap.add_argument("--rows", default=",".join(NETWORK_ROWS))
@@ -184,7 +201,7 @@ def main() -> int:
         "correction of the fit (fit, fit_camera)",
     )
     ap.add_argument("--crop-size", type=int, default=64)
-    ap.add_argument("--map-steps", type=int, default=7000, help="steps of the rows on crop maps (75-95 ms each)")
+    ap.add_argument("--map-steps", type=int, default=10500, help="steps of the rows on crop maps (70-95 ms each)")
     ap.add_argument("--map-width", type=int, default=64, help="channels of the CNN on crop maps")
     ap.add_argument("--map-dropout", type=float, default=MAP_REG[0], help="dropout before the map CNN's last layer")
     ap.add_argument("--map-fusion-dropout", type=float, default=MAP_REG[1], help="dropout in the fusion network")
@@ -196,7 +213,7 @@ def main() -> int:
     )
     ap.add_argument("--crop-steps", type=int, default=4500)
     ap.add_argument("--crop-batch", type=int, default=64)
-    ap.add_argument("--max-minutes-crop", type=float, default=12.0, help="training cap per crop-CNN or crop-map row")
+    ap.add_argument("--max-minutes-crop", type=float, default=14.0, help="training cap per crop-CNN or crop-map row")
     ap.add_argument("--accelerator", default="cpu", help="Lightning's: cpu, gpu (the GPU scale-up, README)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
@@ -256,6 +273,12 @@ def main() -> int:
         "fit + training mean of neck/ankles",
         "no network",
         {c: geometry_rows(test, geo_model, n, 7, mean_local) for c, n in conds.items()},
+        {},
+    )
+    add(
+        "fit + the true camera-frame rotations of neck/ankles",
+        ORACLE_KIND,
+        {c: oracle_rows(test, geo_model, n, 7) for c, n in conds.items()},
         {},
     )
     t0 = time.time()
@@ -391,6 +414,22 @@ def _map_text(a: dict) -> str:
     )
 
 
+def _oracle_text(result: dict) -> str:
+    """What the oracle row says, where the run had it."""
+    row = next((r for r in result["rows"] if r["kind"] == ORACLE_KIND), None)
+    if row is None:
+        return ""
+    pj = row["10mm"]["per_joint"]
+    return (
+        f" The row '{row['row']}' is not a method: it composes the true camera-frame rotations with the fit's parent "
+        f"rotations (`local = G_fit[parent]^T G_true`), as every camera-frame row does with its predicted ones. With "
+        f"10 mm noise it is {row['10mm']['undetermined']:.1f} deg on the neck and ankles (neck {pj['neck']:.1f}, "
+        f"ankles {pj['right_ankle']:.1f} / {pj['left_ankle']:.1f}: the noisy chest and the shins' twist about their "
+        "own axis, which a straight knee leaves to the noise): the error that an exact reading of the head's and "
+        "feet's camera-frame rotations from the pixels still leaves."
+    )
+
+
 def _table(result: dict, cond: str) -> list[str]:
     fit = cond == "10mm" and any("training_images_10mm" in r for r in result["rows"])
     head = "| model | kind | neck (deg) | right ankle | left ankle | neck + ankles | other joints | train s (steps) |"
@@ -428,7 +467,9 @@ def verdict(result: dict, cond: str) -> str:
             continue
         v = name.removeprefix("fusion ")
         u = r[cond]["undetermined"]
-        line = f"{v}: {u:.1f} deg = {u / ref['undetermined']:.2f}x the joints-only fit"
+        ratio = u / ref["undetermined"]
+        met = "meets the target" if ratio <= 0.5 else "misses the target"
+        line = f"{v}: {u:.1f} deg = {ratio:.3f}x the joints-only fit ({met})"
         if ref_j is not None:
             line += f", {u / ref_j['undetermined']:.2f}x the joints-only network"
         line += f", {u / best_nn[cond]['undetermined']:.2f}x the best row without a network ({best_nn['row']})"
@@ -472,7 +513,7 @@ def section(result: dict) -> str:
         "same error on 1000 of the training images (10 mm noise): a row whose training error is no lower than its "
         "held-out error underfits (the training images' neck and ankles are turned further, so they are harder). "
         "The humanoid has ears and shoe soles since 2026-12-06 (they show a head's turn from behind and a foot's "
-        "roll).\n",
+        f"roll).{_oracle_text(result)}\n",
     ]
     for cond, title in (("clean", "Clean joints"), ("10mm", "10 mm Gaussian noise on every joint coordinate")):
         lines += [f"{title}:\n", *_table(result, cond), "", f"Target (at most 0.5x joints only on the neck and "
