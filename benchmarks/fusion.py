@@ -133,11 +133,7 @@ def maps_for(make_crops, n: int, split: str, key: str, base: str, crop_size: int
 def knn_rows(train, test, model_geo, noise: float, seed: int) -> dict:
     """Per undetermined joint: the nearest training crop (cosine of its token) gives the camera-frame rotation."""
     sk = model_geo.skeleton
-    pred = predict_local(model_geo, test, noise, seed)  # the fit's local rotations (neck/ankles: its joints_only
-    # network output is replaced below, only the geometry is used)
-    g = torch.Generator().manual_seed(seed)
-    x = test.joints + (noise / 1000.0) * torch.randn(test.joints.shape, generator=g)
-    geo = model_geo.geometry(x, None)
+    geo = noisy_fit(test, model_geo, noise, seed)
     Gg = geo.global_rotmat.float()
     base = quat_to_matrix(geo.local_quat.float())
     for k, name in enumerate(UNDETERMINED, start=1):
@@ -147,14 +143,18 @@ def knn_rows(train, test, model_geo, noise: float, seed: int) -> dict:
         nn_idx = (b @ a.T).argmax(1)
         G = train.global_cam[nn_idx, j]
         base[:, j] = Gg[:, sk.parents[j]].transpose(-1, -2) @ G
-    del pred
     return base
 
 
-def geometry_rows(test, model_geo, noise: float, seed: int, mean_local: torch.Tensor | None) -> torch.Tensor:
+def noisy_fit(test, model_geo, noise: float, seed: int):
+    """The least-squares fit of ``test``'s joints with ``noise`` mm of Gaussian noise drawn from ``seed``: the same
+    noise as :func:`kinepose.training.fusion.predict_local` with that seed, so every row sees the same joints."""
     g = torch.Generator().manual_seed(seed)
-    x = test.joints + (noise / 1000.0) * torch.randn(test.joints.shape, generator=g)
-    geo = model_geo.geometry(x, None)
+    return model_geo.geometry(test.joints + (noise / 1000.0) * torch.randn(test.joints.shape, generator=g), None)
+
+
+def geometry_rows(test, model_geo, noise: float, seed: int, mean_local: torch.Tensor | None) -> torch.Tensor:
+    geo = noisy_fit(test, model_geo, noise, seed)
     base = quat_to_matrix(geo.local_quat.float())
     if mean_local is not None:
         for name in UNDETERMINED:
@@ -168,9 +168,7 @@ def oracle_rows(test, model_geo, noise: float, seed: int) -> torch.Tensor:
     (``local = G_fit[parent]^T G_true``), as a camera-frame row (``FusionIK(frame='camera')``) composes its predicted
     ones: what reading the head's and feet's camera-frame rotations from the pixels exactly would get. With noisy
     joints the fit's chest and shins are off, and that error stays."""
-    g = torch.Generator().manual_seed(seed)
-    x = test.joints + (noise / 1000.0) * torch.randn(test.joints.shape, generator=g)
-    geo = model_geo.geometry(x, None)
+    geo = noisy_fit(test, model_geo, noise, seed)
     Gg = geo.global_rotmat.float()
     base = quat_to_matrix(geo.local_quat.float())
     for name in UNDETERMINED:
